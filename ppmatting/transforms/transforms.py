@@ -1,0 +1,259 @@
+"""Transforms for matting samples. Each takes a :class:`Sample` and a ``numpy.random.Generator``
+and returns the sample; geometric ones append a :class:`GeometryRecord`.
+
+Randomness comes only from the generator passed in, so a sample is a pure function of
+(seed, epoch, index): runs repeat and a resumed run sees the same data as one never stopped.
+"""
+import numpy as np
+
+from ppmatting.cvlibs import manager
+from ppmatting.datasets.sample import GeometryRecord, resize_array
+from ppmatting.transforms.trimap import trimap_from_alpha
+from ppmatting.utils import io
+from ppmatting.utils.errors import InputError
+
+
+class Compose:
+    """Apply transforms in order."""
+
+    def __init__(self, transforms):
+        if not isinstance(transforms, (list, tuple)):
+            raise ValueError("transforms must be a list")
+        self.transforms = list(transforms)
+
+    def __call__(self, sample, rng):
+        for transform in self.transforms:
+            sample = transform(sample, rng)
+        return sample
+
+
+def _spatial_interp(key):
+    # Labels keep their values; everything else (alpha included, as DIM trains) is bilinear.
+    return "nearest" if key == "trimap" else "bilinear"
+
+
+@manager.TRANSFORMS.add_component
+class LoadImages:
+    """Read the files named in ``sample.paths`` ('image', 'alpha', 'trimap', 'fg', 'bg').
+
+    A foreground given as RGBA with no alpha file supplies its own alpha. Sizes are checked: the
+    alpha, trimap and foreground must match the image (or the foreground) exactly.
+    """
+
+    def __call__(self, sample, rng=None):
+        paths = sample.paths
+        if "fg" in paths:
+            fg, fg_alpha = io.read_rgba(paths["fg"])
+            sample.fg = fg
+            if "alpha" not in paths and fg_alpha is None:
+                raise InputError(f"{paths['fg']}: no alpha file given and the image has no alpha channel")
+            sample.alpha = io.read_alpha(paths["alpha"]) if "alpha" in paths else fg_alpha
+            io.check_same_size(sample.alpha.shape, paths.get("alpha", paths["fg"]), fg.shape, paths["fg"])
+        if "bg" in paths:
+            sample.bg = io.read_image(paths["bg"])
+        if "image" in paths:
+            sample.image = io.read_image(paths["image"])
+            if "alpha" in paths:
+                sample.alpha = io.read_alpha(paths["alpha"])
+                io.check_same_size(sample.alpha.shape, paths["alpha"], sample.image.shape, paths["image"])
+        if "trimap" in paths:
+            sample.trimap = io.read_trimap(paths["trimap"])
+            ref = "image" if "image" in paths else "fg"
+            io.check_same_size(sample.trimap.shape, paths["trimap"], getattr(sample, ref).shape, paths[ref])
+        return sample
+
+
+@manager.TRANSFORMS.add_component
+class FitBackground:
+    """Make the background cover the foreground's size: scale it up (keeping its aspect ratio) when
+    smaller, then take the top-left H x W, as Adobe's Composition-1k compositing does."""
+
+    def __call__(self, sample, rng=None):
+        if sample.bg is None or sample.fg is None:
+            return sample
+        height, width = sample.fg.shape[:2]
+        bg_h, bg_w = sample.bg.shape[:2]
+        ratio = max(width / bg_w, height / bg_h)
+        if ratio > 1:
+            sample.bg = resize_array(sample.bg, (int(np.ceil(bg_h * ratio)), int(np.ceil(bg_w * ratio))),
+                                     "bicubic")
+        sample.bg = np.clip(sample.bg[:height, :width], 0.0, 1.0)
+        return sample
+
+
+@manager.TRANSFORMS.add_component
+class RandomCropAroundUnknown:
+    """Crop a square of a size drawn from ``crop_sizes``, centred on a random pixel with
+    0 < alpha < 1 (any pixel when there is none). A sample smaller than the crop is first scaled up
+    so that its shorter side equals the crop size (recorded as a resize)."""
+
+    def __init__(self, crop_sizes=(320, 480, 640)):
+        if isinstance(crop_sizes, int):
+            crop_sizes = (crop_sizes,)
+        self.crop_sizes = [int(s) for s in crop_sizes]
+
+    def __call__(self, sample, rng):
+        size = int(self.crop_sizes[rng.integers(len(self.crop_sizes))])
+        height, width = sample.hw
+        if min(height, width) < size:
+            scale = size / min(height, width)
+            new_hw = (max(size, int(round(height * scale))), max(size, int(round(width * scale))))
+            _resize_sample(sample, new_hw)
+            height, width = new_hw
+        unknown_y, unknown_x = np.nonzero((sample.alpha > 0) & (sample.alpha < 1))
+        if unknown_y.size:
+            pick = rng.integers(unknown_y.size)
+            cy, cx = int(unknown_y[pick]), int(unknown_x[pick])
+        else:
+            cy, cx = int(rng.integers(height)), int(rng.integers(width))
+        top = int(np.clip(cy - size // 2, 0, height - size))
+        left = int(np.clip(cx - size // 2, 0, width - size))
+        for key, value in list(sample.spatial_items()):
+            setattr(sample, key, value[top:top + size, left:left + size].copy())
+        sample.geometry.append(GeometryRecord("crop", (height, width), (size, size), (top, left)))
+        return sample
+
+
+@manager.TRANSFORMS.add_component
+class RandomHorizontalFlip:
+    def __init__(self, prob=0.5):
+        self.prob = float(prob)
+
+    def __call__(self, sample, rng):
+        if rng.random() < self.prob:
+            for key, value in list(sample.spatial_items()):
+                setattr(sample, key, np.ascontiguousarray(value[:, ::-1]))
+            sample.geometry.append(GeometryRecord("flip", sample.hw, sample.hw))
+        return sample
+
+
+def _resize_sample(sample, hw):
+    before = sample.hw
+    for key, value in list(sample.spatial_items()):
+        resized = resize_array(value, hw, _spatial_interp(key))
+        if key in ("alpha", "image", "fg", "bg"):
+            resized = np.clip(resized, 0.0, 1.0)
+        setattr(sample, key, resized)
+    sample.geometry.append(GeometryRecord("resize", before, tuple(hw)))
+
+
+@manager.TRANSFORMS.add_component
+class Resize:
+    """Resize to ``target_size`` = [height, width]: images and alpha bilinear, trimap nearest."""
+
+    def __init__(self, target_size=(320, 320)):
+        if isinstance(target_size, int):
+            target_size = (target_size, target_size)
+        self.target_hw = (int(target_size[0]), int(target_size[1]))
+
+    def __call__(self, sample, rng=None):
+        if sample.hw != self.target_hw:
+            _resize_sample(sample, self.target_hw)
+        return sample
+
+
+@manager.TRANSFORMS.add_component
+class GenerateTrimap:
+    """DIM's training trimap from the (cropped and resized) alpha: elliptical erosion and dilation
+    with kernel sizes drawn independently from [min_size, max_size]."""
+
+    def __init__(self, kernel_size_range=(1, 29)):
+        self.low, self.high = int(kernel_size_range[0]), int(kernel_size_range[1])
+
+    def __call__(self, sample, rng):
+        erode = int(rng.integers(self.low, self.high + 1))
+        dilate = int(rng.integers(self.low, self.high + 1))
+        sample.trimap = trimap_from_alpha(sample.alpha, erode, dilate)
+        sample.trimap_generated = True
+        return sample
+
+
+@manager.TRANSFORMS.add_component
+class RandomColorJitter:
+    """Random hue, saturation and brightness changes applied to fg and bg *before* compositing (so
+    image = alpha*fg + (1-alpha)*bg still holds). Pre-composited samples jitter the image alone.
+
+    hue: max shift in degrees; saturation, value: max relative change.
+    """
+
+    def __init__(self, hue=10.0, saturation=0.2, value=0.2, prob=0.5):
+        self.hue, self.saturation, self.value, self.prob = float(hue), float(saturation), float(value), float(prob)
+
+    def _jitter(self, rgb01, rng):
+        import cv2
+        hsv = cv2.cvtColor(rgb01.astype(np.float32), cv2.COLOR_RGB2HSV)  # H in [0,360)
+        hsv[:, :, 0] = (hsv[:, :, 0] + rng.uniform(-self.hue, self.hue)) % 360.0
+        hsv[:, :, 1] = np.clip(hsv[:, :, 1] * (1 + rng.uniform(-self.saturation, self.saturation)), 0, 1)
+        hsv[:, :, 2] = np.clip(hsv[:, :, 2] * (1 + rng.uniform(-self.value, self.value)), 0, 1)
+        return np.clip(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), 0.0, 1.0)
+
+    def __call__(self, sample, rng):
+        targets = ("fg", "bg") if sample.fg is not None and sample.bg is not None else ("image",)
+        for key in targets:
+            if rng.random() < self.prob:
+                setattr(sample, key, self._jitter(getattr(sample, key), rng))
+        return sample
+
+
+@manager.TRANSFORMS.add_component
+class Composite:
+    """image = alpha * fg + (1 - alpha) * bg (all in [0, 1]). Without fg/bg it leaves the sample
+    unchanged (pre-composited data)."""
+
+    def __call__(self, sample, rng=None):
+        if sample.fg is None or sample.bg is None:
+            return sample
+        alpha = sample.alpha[:, :, None]
+        sample.image = (alpha * sample.fg + (1.0 - alpha) * sample.bg).astype(np.float32)
+        return sample
+
+
+@manager.TRANSFORMS.add_component
+class Normalize:
+    """image_norm = (image01 - mean) / std, per channel. DIM (mmediting) uses ImageNet statistics;
+    PaddleSeg's DIM uses mean = std = 0.5."""
+
+    def __init__(self, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
+        self.mean = np.asarray(mean, dtype=np.float32).reshape(1, 1, 3)
+        self.std = np.asarray(std, dtype=np.float32).reshape(1, 1, 3)
+        if np.any(self.std <= 0):
+            raise ValueError(f"std must be positive, got {list(std)}")
+
+    def __call__(self, sample, rng=None):
+        sample.image_norm = ((sample.image - self.mean) / self.std).astype(np.float32)
+        return sample
+
+
+def pad_amounts(height, width, multiple):
+    return (-height) % multiple, (-width) % multiple
+
+
+@manager.TRANSFORMS.add_component
+class PadToMultiple:
+    """Pad bottom and right to a multiple of ``multiple`` (reflect for images and alpha, so the
+    network sees plausible content; the trimap is reflected too). Undone exactly by
+    :func:`undo_geometry`."""
+
+    def __init__(self, multiple=32, mode="reflect"):
+        self.multiple = int(multiple)
+        self.mode = mode
+
+    def __call__(self, sample, rng=None):
+        height, width = sample.hw
+        pad_h, pad_w = pad_amounts(height, width, self.multiple)
+        if pad_h == 0 and pad_w == 0:
+            return sample
+        for key, value in list(sample.spatial_items()):
+            setattr(sample, key, pad_bottom_right(value, pad_h, pad_w, self.mode))
+        sample.geometry.append(GeometryRecord("pad", (height, width), (height + pad_h, width + pad_w),
+                                              (pad_h, pad_w)))
+        return sample
+
+
+def pad_bottom_right(array, pad_h, pad_w, mode="reflect"):
+    """Pad an H x W (x C) array at the bottom and right. 'reflect' falls back to 'symmetric' pieces
+    when the pad is larger than the image (tiny inputs)."""
+    widths = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (array.ndim - 2)
+    if mode == "reflect" and (pad_h >= array.shape[0] or pad_w >= array.shape[1]):
+        mode = "symmetric"
+    return np.pad(array, widths, mode=mode)
