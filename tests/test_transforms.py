@@ -1,0 +1,116 @@
+"""Transforms: the composition identity, exact inverses of geometry, trimap generation."""
+import numpy as np
+import pytest
+
+from ppmatting.datasets.sample import GeometryRecord, Sample, undo_geometry
+from ppmatting.transforms import (Composite, GenerateTrimap, Normalize, PadToMultiple, RandomColorJitter,
+                                  RandomCropAroundUnknown, RandomHorizontalFlip, Resize, trimap_from_alpha,
+                                  trimap_from_mask)
+from ppmatting.utils.synthetic import make_foreground
+
+
+def hairy_sample(seed=0, hw=(120, 100)):
+    rng = np.random.default_rng(seed)
+    fg, alpha = make_foreground("furry", hw, rng, supersample=2)
+    bg = rng.random(hw + (3,)).astype(np.float32)
+    return Sample(fg=fg, bg=bg, alpha=alpha, name="s")
+
+
+def test_composition_identity_holds_after_augmentation():
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        sample = hairy_sample(seed)
+        for transform in (RandomCropAroundUnknown([64, 96, 160]), RandomHorizontalFlip(0.5), Resize([80, 80]),
+                          RandomColorJitter(hue=30, saturation=0.4, value=0.4, prob=1.0), Composite(),
+                          GenerateTrimap([1, 15]), Normalize()):
+            sample = transform(sample, rng)
+        alpha = sample.alpha[:, :, None]
+        recomposed = alpha * sample.fg + (1 - alpha) * sample.bg
+        assert sample.image.shape == (80, 80, 3)
+        assert np.abs(recomposed - sample.image).max() <= 1 / 255
+        # the jitter really changed the colours (otherwise the identity is trivially true)
+        assert not np.allclose(sample.fg, hairy_sample(seed).fg[:80, :80], atol=1e-3)
+
+
+def test_pad_and_crop_and_flip_undo_exactly():
+    rng = np.random.default_rng(1)
+    sample = hairy_sample(1, (70, 45))
+    original = sample.alpha.copy()
+    for transform in (RandomHorizontalFlip(1.0), PadToMultiple(32)):
+        sample = transform(sample, rng)
+    assert sample.alpha.shape == (96, 64)
+    assert [r.op for r in sample.geometry] == ["flip", "pad"]
+    np.testing.assert_array_equal(undo_geometry(sample.alpha, sample.geometry), original)
+
+
+def test_crop_undo_places_prediction_back():
+    rng = np.random.default_rng(2)
+    sample = hairy_sample(2, (120, 100))
+    original = sample.alpha.copy()
+    sample = RandomCropAroundUnknown([64])(sample, rng)
+    restored = undo_geometry(sample.alpha, sample.geometry, fill=-1.0)
+    covered = restored >= 0
+    assert covered.sum() == 64 * 64
+    np.testing.assert_array_equal(restored[covered], original[covered])
+    # the crop is centred on an unknown pixel, so it holds some
+    assert ((sample.alpha > 0) & (sample.alpha < 1)).any()
+
+
+def test_crop_upscales_small_samples_and_resize_undo_restores_shape():
+    rng = np.random.default_rng(3)
+    sample = hairy_sample(3, (50, 40))
+    sample = RandomCropAroundUnknown([64])(sample, rng)
+    assert sample.alpha.shape == (64, 64)
+    assert [r.op for r in sample.geometry] == ["resize", "crop"]
+    restored = undo_geometry(sample.alpha, sample.geometry)
+    assert restored.shape == (50, 40)
+
+
+def test_nearest_resize_undo_is_exact_for_integer_factors():
+    labels = np.random.default_rng(4).integers(0, 3, (20, 30)).astype(np.uint8)
+    sample = Sample(trimap=labels)
+    sample = Resize([60, 90])(sample)
+    np.testing.assert_array_equal(undo_geometry(sample.trimap, sample.geometry, "nearest"), labels)
+
+
+def test_undo_rejects_wrong_shape():
+    with pytest.raises(ValueError, match="expects"):
+        undo_geometry(np.zeros((10, 10)), [GeometryRecord("pad", (5, 5), (8, 8), (3, 3))])
+
+
+def test_trimap_generation_covers_every_fractional_pixel():
+    for seed in range(4):
+        sample = hairy_sample(seed)
+        rng = np.random.default_rng(seed)
+        sample = GenerateTrimap([1, 29])(sample, rng)
+        trimap, alpha = sample.trimap, sample.alpha
+        assert set(np.unique(trimap)) <= {0, 128, 255}
+        fractional = (alpha > 0) & (alpha < 1)
+        assert (trimap[fractional] == 128).all()
+        assert (alpha[trimap == 255] == 1).all()
+        assert (alpha[trimap == 0] == 0).all()
+        assert (trimap == 128).sum() > fractional.sum()  # the band is wider than the edge
+
+
+def test_trimap_from_alpha_smallest_kernel():
+    alpha = np.zeros((9, 9), np.float32)
+    alpha[2:7, 2:7] = 1.0
+    alpha[4, 7] = 0.5
+    trimap = trimap_from_alpha(alpha, 1, 1)
+    assert trimap[4, 7] == 128 and trimap[4, 4] == 255 and trimap[0, 0] == 0
+
+
+def test_trimap_from_mask_band_width():
+    mask = np.zeros((101, 101), np.uint8)
+    mask[:, :50] = 255
+    trimap = trimap_from_mask(mask, unknown_width=6)
+    row = trimap[50]
+    unknown = np.nonzero(row == 128)[0]
+    assert unknown.min() == 50 - 6 and unknown.max() == 49 + 6
+    assert (row[:44] == 255).all() and (row[56:] == 0).all()
+
+
+def test_normalize_matches_formula():
+    image = np.random.default_rng(5).random((4, 5, 3)).astype(np.float32)
+    sample = Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5])(Sample(image=image))
+    np.testing.assert_allclose(sample.image_norm, image * 2 - 1, atol=1e-6)
