@@ -5,5 +5,10 @@ import pymatting (whose numba functions compile on first use), so ``import ppmat
 """
 __version__ = "0.1.0"
 
+import warnings
+
+# Paddle's C++-extension helper warns about a missing ccache at import; ppmatting compiles nothing.
+warnings.filterwarnings("ignore", message="No ccache found")
+
 from ppmatting import cvlibs, utils  # noqa: F401
 from ppmatting import datasets, transforms, models, losses, metrics  # noqa: F401
