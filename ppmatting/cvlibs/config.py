@@ -267,7 +267,18 @@ class Config:
         for name in list(spec):
             if name.endswith("_root") and isinstance(spec[name], str):
                 spec[name] = resolve_path(spec[name], config_dir)
+        self._fill_normalize_from_model(spec.get("transforms"))
         return build_component(spec, manager.DATASETS, self.where(key))
+
+    def _fill_normalize_from_model(self, transforms):
+        """A ``Normalize`` without its own mean/std takes the model's ``input_mean``/``input_std``,
+        so the data and the network (and its export) cannot disagree about normalisation."""
+        model = self.dic.get("model") or {}
+        for item in transforms or []:
+            if isinstance(item, dict) and item.get("type") == "Normalize":
+                for key, model_key in (("mean", "input_mean"), ("std", "input_std")):
+                    if key not in item and model.get(model_key) is not None:
+                        item[key] = model[model_key]
 
     @property
     def train_dataset(self):
