@@ -131,3 +131,14 @@ def test_optimizer_and_scheduler_by_paddle_name(tmp_path):
     assert isinstance(cfg.lr_scheduler(), paddle.optimizer.lr.PolynomialDecay)
     with pytest.raises(ConfigError, match="did you mean Adam"):
         Config(write(tmp_path / "d.yml", "optimizer: {type: Adan}\n")).optimizer(layer.parameters())
+
+
+def test_normalize_takes_the_models_mean_and_std(tmp_path, repo_root):
+    base = os.path.join(repo_root, "configs", "_base_", "matting_demo.yml")
+    cfg = Config(write(tmp_path / "c.yml", f"""
+        _base_: {base}
+        model: {{type: Foo, input_mean: [0.5, 0.5, 0.5], input_std: [0.25, 0.5, 0.5]}}
+    """))
+    normalize = [t for t in cfg.train_dataset.transforms.transforms if type(t).__name__ == "Normalize"][0]
+    assert normalize.mean.ravel().tolist() == [0.5, 0.5, 0.5]
+    assert normalize.std.ravel().tolist() == [0.25, 0.5, 0.5]

@@ -1,0 +1,257 @@
+r"""Matte photos with an exported DIM through Paddle Inference (CPU or GPU).
+
+    python deploy/python/infer.py --config output/export/deploy.yaml \
+        --image_path photos/ --trimap_path trimaps/ --save_dir output/infer --batch_size 2
+
+--image_path is an image, a folder of images or a .txt list (``image [trimap]`` per line, paths
+relative to the list); --trimap_path is a trimap file (one photo) or a folder. Trimaps are matched
+to photos by file name: photo ``x.jpg`` takes ``x.png`` or ``x_trimap.png``. A photo without a
+trimap stops the run before anything is computed.
+
+For each photo ``x`` it writes ``x_alpha.png`` (8-bit matte), ``x_rgba.png`` (the foreground colour
+with the alpha; estimated with --fg_estimate true, the default, else the photo's own colours) and,
+with --background (a colour such as white, #1e90ff or 30,144,255, an image file, or blur:12),
+``x_composite.png``.
+
+Photos of any size are accepted. Batches hold photos of the same padded size only, so each alpha
+equals the one-photo result; the last batch of a size may be smaller than --batch_size.
+
+CPU: --cpu_threads, --enable_mkldnn (oneDNN, default on), --precision fp32 or bf16 (AVX512-BF16).
+GPU: --device gpu --gpu_mem MB, --precision fp16, --use_trt with --trt_min_shape / --trt_opt_shape /
+--trt_max_shape (dynamic shapes for both inputs, img and trimap). --benchmark prints the
+pre-processing, inference and post-processing milliseconds per photo.
+"""
+import argparse
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from ppmatting.utils.errors import InputError, run_cli  # noqa: E402
+
+
+def str2bool(text):
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on", "y"):
+        return True
+    if value in ("0", "false", "no", "off", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
+
+
+def hw(text):
+    try:
+        height, width = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW (e.g. 512x512), got '{text}'") from None
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"expected positive HxW, got '{text}'")
+    return height, width
+
+
+def parse_args(argv=None):
+    from ppmatting.deploy.predictor import DEVICES, PRECISIONS
+
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True,
+                        help="deploy.yaml written by tools/export.py (or its folder)")
+    parser.add_argument("--image_path", required=True,
+                        help="an image, a folder of images, or a .txt list")
+    parser.add_argument("--trimap_path", default=None,
+                        help="a trimap (one photo) or a folder of trimaps named like the photos")
+    parser.add_argument("--save_dir", default="output/infer", help="output folder")
+    parser.add_argument("--device", choices=DEVICES, default="cpu")
+    parser.add_argument("--cpu_threads", type=int, default=None,
+                        help="CPU math threads (default: all cores)")
+    parser.add_argument("--enable_mkldnn", type=str2bool, nargs="?", const=True, default=True,
+                        help="oneDNN on CPU (default true)")
+    parser.add_argument("--use_trt", type=str2bool, nargs="?", const=True, default=False,
+                        help="TensorRT (GPU only)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="fp32; bf16 (CPU with AVX512-BF16, or GPU); fp16 (GPU); int8 (GPU "
+                             "with TensorRT)")
+    parser.add_argument("--batch_size", type=int, default=1)
+    parser.add_argument("--benchmark", action="store_true",
+                        help="print pre-processing / inference / post-processing ms per photo")
+    parser.add_argument("--background", default=None,
+                        help="also write <name>_composite.png on this background: a colour name, "
+                             "#rrggbb, r,g,b, an image file or blur:SIGMA")
+    parser.add_argument("--fg_estimate", type=str2bool, nargs="?", const=True, default=True,
+                        help="estimate the foreground colour for the RGBA and composite "
+                             "(default true; false uses the photo's colours)")
+    parser.add_argument("--gpu_id", type=int, default=0)
+    parser.add_argument("--gpu_mem", type=int, default=500,
+                        help="initial GPU memory pool in MB")
+    parser.add_argument("--trt_min_shape", type=hw, default=(64, 64), metavar="HxW")
+    parser.add_argument("--trt_opt_shape", type=hw, default=(512, 512), metavar="HxW")
+    parser.add_argument("--trt_max_shape", type=hw, default=(2048, 2048), metavar="HxW")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f"--batch_size must be at least 1, got {args.batch_size}")
+    return args
+
+
+def collect_pairs(image_path, trimap_path):
+    """Jobs pairing every photo with its trimap; a photo without one is an error here, before
+    the predictor is built."""
+    from ppmatting.core.predict import collect_jobs
+
+    jobs = collect_jobs(image_path, trimap_path)
+    missing = [job for job in jobs if job.problem or not job.trimap_path]
+    if missing:
+        first = missing[0]
+        reason = first.problem or (f"{first.image_path}: no trimap; give --trimap_path (a file "
+                                   f"or a folder with {first.name}.png or "
+                                   f"{first.name}_trimap.png)")
+        more = f" ({len(missing)} of {len(jobs)} photos have no trimap)" if len(missing) > 1 else ""
+        raise InputError(reason + more)
+    return jobs
+
+
+class Timer:
+    """Milliseconds per photo for the three stages."""
+
+    def __init__(self):
+        self.ms = {"pre": 0.0, "infer": 0.0, "post": 0.0}
+        self.count = 0
+
+    def add(self, stage, seconds):
+        self.ms[stage] += seconds * 1000.0
+
+    def report(self, batch_size):
+        count = max(1, self.count)
+        lines = [f"benchmark: {self.count} photo(s), batch size {batch_size}, ms per photo "
+                 f"(after one untimed warm-up run per input shape)"]
+        labels = {"pre": "pre-processing  (read, normalise, pad)",
+                  "infer": "inference       (predictor.run)",
+                  "post": "post-processing (crop, foreground, composite, write)"}
+        for stage, label in labels.items():
+            lines.append(f"  {label:54s} {self.ms[stage] / count:10.1f}")
+        lines.append(f"  {'total':54s} {sum(self.ms.values()) / count:10.1f}")
+        return "\n".join(lines)
+
+
+class Writer:
+    """Post-processing and the output files of one photo."""
+
+    def __init__(self, save_dir, background=None, fg_estimate=True):
+        self.save_dir = save_dir
+        self.background = background
+        self.fg_estimate = fg_estimate
+
+    def paths(self, name):
+        paths = {"alpha": os.path.join(self.save_dir, f"{name}_alpha.png"),
+                 "rgba": os.path.join(self.save_dir, f"{name}_rgba.png")}
+        if self.background is not None:
+            paths["composite"] = os.path.join(self.save_dir, f"{name}_composite.png")
+        return paths
+
+    def foreground(self, image01, alpha01):
+        if not self.fg_estimate:
+            return image01
+        from ppmatting.core.predict import default_foreground
+
+        return default_foreground(image01, alpha01)
+
+    def save(self, name, image01, alpha01):
+        from ppmatting.core.predict import write_all_or_nothing
+        from ppmatting.utils.compose import composite, cutout_rgba, render_background
+        from ppmatting.utils.io import to_uint8
+
+        fg01 = self.foreground(image01, alpha01)
+        paths = self.paths(name)
+        items = [(paths["alpha"], to_uint8(alpha01)), (paths["rgba"], cutout_rgba(fg01, alpha01))]
+        if self.background is not None:
+            bg01 = render_background(self.background, alpha01.shape, image01=image01,
+                                     alpha01=alpha01)
+            items.append((paths["composite"], composite(fg01, alpha01, bg01)))
+        write_all_or_nothing(items)
+        return paths
+
+
+def run(predictor, jobs, writer, batch_size=1, timer=None, warmup=False, log=print):
+    """Matte every job; photos wait in a queue per padded size until a batch is full (or the
+    input ends), so memory holds at most ``batch_size`` photos per distinct size.
+
+    ``warmup``: run each new input shape once untimed first (oneDNN builds its kernels on the
+    first run of a shape), for --benchmark. Returns {name: {kind: path}}.
+    """
+    import numpy as np
+    from ppmatting.core.predict import read_job
+
+    timer = timer or Timer()
+    warmed = set()
+    pending = {}
+    written = {}
+
+    def flush(key):
+        items = pending.pop(key)
+        img = np.concatenate([item["img"] for item in items])
+        trimap = np.concatenate([item["trimap"] for item in items])
+        if warmup and img.shape not in warmed:
+            predictor.run(img, trimap)
+            warmed.add(img.shape)
+        start = time.perf_counter()
+        alpha = predictor.run(img, trimap)
+        timer.add("infer", time.perf_counter() - start)
+        for row, item in enumerate(items):
+            start = time.perf_counter()
+            alpha01 = predictor.postprocess(alpha[row], item["trimap_u8"], item["size"])
+            written[item["name"]] = writer.save(item["name"], item["image01"], alpha01)
+            timer.add("post", time.perf_counter() - start)
+            timer.count += 1
+            log(f"{item['name']}: {written[item['name']]['alpha']}")
+
+    for job in jobs:
+        start = time.perf_counter()
+        image01, trimap_u8 = read_job(job)
+        img, trimap, size = predictor.preprocess(image01, trimap_u8)
+        timer.add("pre", time.perf_counter() - start)
+        key = tuple(img.shape[2:])
+        pending.setdefault(key, []).append({"name": job.name, "image01": image01,
+                                            "trimap_u8": trimap_u8, "img": img, "trimap": trimap,
+                                            "size": size})
+        if len(pending[key]) >= batch_size:
+            flush(key)
+    for key in list(pending):
+        flush(key)
+    return written
+
+
+@run_cli
+def main(argv=None):
+    args = parse_args(argv)
+    from ppmatting.deploy.info import load_deploy_info
+    from ppmatting.deploy.predictor import MattingPredictor, PredictorOptions
+
+    info = load_deploy_info(args.config)
+    jobs = collect_pairs(args.image_path, args.trimap_path)
+    background = None
+    if args.background:
+        from ppmatting.utils.compose import parse_background
+        background = parse_background(args.background)
+    options = PredictorOptions(device=args.device, cpu_threads=args.cpu_threads,
+                               enable_mkldnn=args.enable_mkldnn, precision=args.precision,
+                               use_trt=args.use_trt, gpu_id=args.gpu_id, gpu_mem_mb=args.gpu_mem,
+                               trt_min_hw=args.trt_min_shape, trt_opt_hw=args.trt_opt_shape,
+                               trt_max_hw=args.trt_max_shape, trt_max_batch=args.batch_size)
+    predictor = MattingPredictor(info, options)
+    print(f"{len(jobs)} photo(s); {predictor.description}", flush=True)
+    writer = Writer(args.save_dir, background, args.fg_estimate)
+    timer = Timer()
+    if args.benchmark and args.fg_estimate:
+        import numpy as np
+        # the foreground estimator compiles (numba) on its first call: keep that out of the timing
+        writer.foreground(np.zeros((8, 8, 3), np.float32), np.full((8, 8), 0.5, np.float32))
+    written = run(predictor, jobs, writer, args.batch_size, timer, warmup=args.benchmark)
+    print(f"saved {len(written)} result(s) to {args.save_dir}")
+    if args.benchmark:
+        print(timer.report(args.batch_size))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""Training checkpoints that a kill can never leave half-written.
+
+A checkpoint is a folder (``output/iter_1000/``, ``output/best_model/``) holding:
+
+* ``model.pdparams``: the model's state dict (loadable by ``ppmatting.models.weights.load_weights``
+  and by ``model.pretrained`` in a config, e.g. to start stage 2 from stage 1's best model);
+* ``model.pdopt``: the optimiser's state dict (Adam moments, step counters, lr-scheduler state);
+* ``rng_state.pkl``: Paddle's, NumPy's and Python's random generator states;
+* ``train_state.json``: iteration, seed, best metric and whatever else the trainer records;
+* ``manifest.json``, written last: the size and SHA-256 of every other file.
+
+Atomicity: everything is written into a hidden temporary folder next to the target, each file is
+flushed and fsync'ed, and only then is the folder renamed into place. Replacing an existing
+checkpoint (``best_model``) takes two renames (old -> ``.<name>.old``, new -> ``<name>``); if the
+process dies between them, :func:`recover` (run by every save and load) puts the old one back. A
+folder without a matching manifest is reported as incomplete instead of being half-loaded.
+
+Loading runs pickle (Paddle's and the RNG file): only load checkpoints you trust.
+"""
+import glob
+import hashlib
+import json
+import os
+import pickle
+import random
+import shutil
+import tempfile
+
+import numpy as np
+
+from ppmatting.utils.errors import InputError
+
+MODEL_FILE = "model.pdparams"
+OPTIMIZER_FILE = "model.pdopt"
+RNG_FILE = "rng_state.pkl"
+STATE_FILE = "train_state.json"
+MANIFEST_FILE = "manifest.json"
+KNOWN_FILES = {MODEL_FILE, OPTIMIZER_FILE, RNG_FILE, STATE_FILE, MANIFEST_FILE}
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_synced(path, write):
+    """Call ``write(path)`` to create a file, then make it durable before returning."""
+    write(path)
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _writer_pickle(obj):
+    def write(path):
+        with open(path, "wb") as handle:
+            pickle.dump(obj, handle, protocol=4)
+    return write
+
+
+def _writer_json(obj):
+    def write(path):
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(obj, handle, indent=2)
+    return write
+
+
+def _old_path(path):
+    parent, name = os.path.split(os.path.abspath(path))
+    return os.path.join(parent, f".{name}.old")
+
+
+def _tmp_pattern(path):
+    parent, name = os.path.split(os.path.abspath(path))
+    return os.path.join(parent, f".{name}.tmp-*")
+
+
+def _only_checkpoint_files(folder):
+    """True when ``folder`` holds nothing but files a checkpoint writes (so it is safe to delete
+    as a leftover of ours)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    return all(name in KNOWN_FILES or name.endswith(".json") for name in names)
+
+
+def recover(path):
+    """Finish or undo a replacement that a crash interrupted.
+
+    ``<name>`` missing but ``.<name>.old`` present: the old checkpoint is renamed back. Both present:
+    the new one was already in place, the leftover old copy is deleted. Leftover temporary folders
+    of an interrupted write are deleted.
+    """
+    path = os.path.abspath(path)
+    old = _old_path(path)
+    if os.path.isdir(old) and _only_checkpoint_files(old):
+        if os.path.isdir(path):
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            try:
+                os.rename(old, path)
+            except OSError:  # another process (a second rank) recovered it first
+                pass
+    for leftover in glob.glob(_tmp_pattern(path)):
+        if os.path.isdir(leftover) and _only_checkpoint_files(leftover):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _publish(tmp_dir, path):
+    """Move the finished ``tmp_dir`` to ``path`` (replacing an existing checkpoint)."""
+    parent = os.path.dirname(path)
+    if os.path.isdir(path):
+        old = _old_path(path)
+        if os.path.isdir(old):
+            shutil.rmtree(old)
+        os.rename(path, old)
+        os.rename(tmp_dir, path)
+        _fsync_dir(parent)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp_dir, path)
+        _fsync_dir(parent)
+
+
+def capture_rng_state():
+    """Paddle's (all devices), NumPy's global and Python's random states, as one picklable dict."""
+    import paddle
+    return {"paddle": paddle.get_rng_state(), "numpy": np.random.get_state(),
+            "python": random.getstate()}
+
+
+def restore_rng_state(state):
+    import paddle
+    if state.get("paddle") is not None:
+        paddle.set_rng_state(state["paddle"])
+    if state.get("numpy") is not None:
+        np.random.set_state(state["numpy"])
+    if state.get("python") is not None:
+        random.setstate(state["python"])
+
+
+def save_checkpoint(path, model_state, optimizer_state=None, train_state=None, rng_state=None,
+                    extra_files=None):
+    """Write a checkpoint folder atomically.
+
+    Args:
+        path: the checkpoint folder to create or replace, e.g. ``output/iter_1000``.
+        model_state: ``model.state_dict()`` (of the bare model, not a DataParallel wrapper).
+        optimizer_state: ``optimizer.state_dict()`` or None.
+        train_state: JSON-serialisable dict (iteration, seed, best metric...).
+        rng_state: from :func:`capture_rng_state`, or None.
+        extra_files: ``{file_name: JSON-serialisable object}`` written as JSON beside the rest
+            (e.g. ``metrics.json`` in ``best_model``).
+    Returns the absolute folder path.
+    """
+    import paddle
+    path = os.path.abspath(path)
+    parent, name = os.path.split(path)
+    os.makedirs(parent, exist_ok=True)
+    recover(path)
+    tmp_dir = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
+    try:
+        files = {MODEL_FILE: lambda p: paddle.save(model_state, p)}
+        if optimizer_state is not None:
+            files[OPTIMIZER_FILE] = lambda p: paddle.save(optimizer_state, p)
+        if rng_state is not None:
+            files[RNG_FILE] = _writer_pickle(rng_state)
+        if train_state is not None:
+            files[STATE_FILE] = _writer_json(train_state)
+        for file_name, obj in (extra_files or {}).items():
+            files[file_name] = _writer_json(obj)
+        manifest = {}
+        for file_name, write in files.items():
+            file_path = os.path.join(tmp_dir, file_name)
+            _write_synced(file_path, write)
+            manifest[file_name] = {"bytes": os.path.getsize(file_path), "sha256": _sha256(file_path)}
+        _write_synced(os.path.join(tmp_dir, MANIFEST_FILE), _writer_json({"files": manifest}))
+        os.chmod(tmp_dir, 0o755)  # mkdtemp makes it private; a checkpoint is an ordinary folder
+        _fsync_dir(tmp_dir)
+        _publish(tmp_dir, path)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return path
+
+
+def verify_checkpoint(path):
+    """Check that ``path`` is a complete checkpoint folder; returns its manifest's file table.
+
+    Raises InputError naming the folder and the problem (missing, incomplete, corrupt).
+    """
+    path = os.path.abspath(path)
+    if os.path.isfile(path):
+        raise InputError(f"{path}: is a file; --resume_model takes a checkpoint folder "
+                         f"(e.g. output/iter_1000)")
+    recover(path)
+    if not os.path.isdir(path):
+        raise InputError(f"{path}: checkpoint folder not found")
+    manifest_path = os.path.join(path, MANIFEST_FILE)
+    if not os.path.isfile(manifest_path):
+        raise InputError(f"{path}: incomplete checkpoint (no {MANIFEST_FILE}); it was not written "
+                         f"by ppmatting's trainer or its write was interrupted")
+    try:
+        with open(manifest_path, "r", encoding="utf-8") as handle:
+            files = json.load(handle)["files"]
+    except (ValueError, KeyError, TypeError):
+        raise InputError(f"{manifest_path}: unreadable manifest") from None
+    for file_name, info in files.items():
+        file_path = os.path.join(path, file_name)
+        if not os.path.isfile(file_path):
+            raise InputError(f"{path}: checkpoint is missing {file_name}")
+        if os.path.getsize(file_path) != info["bytes"] or _sha256(file_path) != info["sha256"]:
+            raise InputError(f"{file_path}: corrupt (size or checksum differs from {MANIFEST_FILE})")
+    return files
+
+
+def read_train_state(path):
+    """Just ``train_state.json`` of a verified checkpoint folder (a dict, empty if absent)."""
+    path = os.path.abspath(path)
+    files = verify_checkpoint(path)
+    if STATE_FILE not in files:
+        return {}
+    with open(os.path.join(path, STATE_FILE), "r", encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def load_checkpoint(path):
+    """Read a checkpoint folder written by :func:`save_checkpoint`.
+
+    Returns a dict with ``model`` (state dict), ``optimizer`` (state dict or None), ``rng`` (or
+    None), ``train_state`` (dict, empty if absent) and ``path``.
+    """
+    import paddle
+    path = os.path.abspath(path)
+    files = verify_checkpoint(path)
+    if MODEL_FILE not in files:
+        raise InputError(f"{path}: checkpoint has no {MODEL_FILE}")
+
+    def load(file_name, reader):
+        if file_name not in files:
+            return None
+        try:
+            return reader(os.path.join(path, file_name))
+        except Exception as err:  # a checksum-valid file that still fails: wrong format
+            raise InputError(f"{os.path.join(path, file_name)}: cannot be read ({err})") from None
+
+    def read_pickle(file_path):
+        with open(file_path, "rb") as handle:
+            return pickle.load(handle)
+
+    def read_json(file_path):
+        with open(file_path, "r", encoding="utf-8") as handle:
+            return json.load(handle)
+
+    return {
+        "path": path,
+        "model": load(MODEL_FILE, paddle.load),
+        "optimizer": load(OPTIMIZER_FILE, paddle.load),
+        "rng": load(RNG_FILE, read_pickle),
+        "train_state": load(STATE_FILE, read_json) or {},
+    }
+
+
+def iteration_checkpoints(save_dir, prefix="iter_"):
+    """``[(iteration, folder)]`` of the complete ``iter_N`` folders in ``save_dir``, oldest first."""
+    found = []
+    if not os.path.isdir(save_dir):
+        return found
+    for name in os.listdir(save_dir):
+        if not name.startswith(prefix):
+            continue
+        try:
+            iteration = int(name[len(prefix):])
+        except ValueError:
+            continue
+        folder = os.path.join(save_dir, name)
+        if os.path.isfile(os.path.join(folder, MANIFEST_FILE)):
+            found.append((iteration, folder))
+    return sorted(found)
+
+
+def prune_checkpoints(save_dir, keep, prefix="iter_"):
+    """Delete the oldest ``iter_N`` folders so that at most ``keep`` remain (``keep <= 0``: keep
+    all). ``best_model`` is never touched. Returns the deleted folders."""
+    if keep is None or keep <= 0:
+        return []
+    existing = iteration_checkpoints(save_dir, prefix)
+    doomed = [folder for _, folder in existing[:max(0, len(existing) - keep)]]
+    for folder in doomed:
+        # Rename first so that a kill during the deletion leaves no half-deleted iter_N behind.
+        parent, name = os.path.split(folder)
+        trash = os.path.join(parent, f".{name}.tmp-deleting")
+        os.rename(folder, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    return doomed

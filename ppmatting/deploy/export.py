@@ -1,0 +1,323 @@
+"""Exporting a DIM to a Paddle Inference static graph (and ONNX), and checking the result.
+
+* :func:`export_static` writes ``model.json`` + ``model.pdiparams`` (Paddle 3's PIR format) with
+  named inputs ``img`` (N x 3 x H x W) and ``trimap`` (N x 1 x H x W), batch, height and width
+  dynamic unless a fixed ``input_shape`` is asked for.
+* :func:`check_parity` runs the saved graph through a :class:`MattingPredictor` and the
+  dynamic-graph model on the same inputs and returns the largest alpha difference per size.
+* :func:`export_onnx` / :func:`check_onnx` do the same through paddle2onnx and ONNX Runtime.
+* :func:`fast_predictor` exports a model to a temporary folder and returns a predictor over it:
+  the fast path of ``tools/predict.py``.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from ppmatting.deploy.info import (DEPLOY_FILE, build_deploy_dict, load_deploy_info,
+                                   write_deploy_yaml)
+from ppmatting.deploy.predictor import MattingPredictor, PredictorOptions, graph_ops
+from ppmatting.utils.errors import InputError, PPMattingError
+
+MODEL_PREFIX = "model"
+PADDLE_FILES = ("model.json", "model.pdiparams")
+ONNX_FILE = "model.onnx"
+DEFAULT_TOLERANCE = 1e-4
+# Three check sizes (N, H, W): a batch of two, and one size that is not a multiple of 32 (the
+# graph is fed unpadded there, so the exported unpool / resize must follow the real size).
+DEFAULT_CHECK_SHAPES = ((1, 128, 128), (2, 96, 160), (1, 100, 75))
+ONNX_OPSET = 13
+
+
+def not_a_network_message(model, config_path):
+    name = type(model).__name__
+    return (f"{config_path}: {name} is a classical matting method (it solves a sparse linear "
+            f"system per image with pymatting), not a neural network: there is no graph or "
+            f"weights to export. Run it directly: python tools/predict.py --config {config_path} "
+            f"--image_path IMG --trimap_path TRIMAP")
+
+
+def _alpha_only(model):
+    """A layer whose forward returns only the model's final alpha (the one graph output)."""
+    import paddle
+
+    class AlphaOutput(paddle.nn.Layer):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, img, trimap):
+            return self.net(img, trimap)["alpha"]
+
+    return AlphaOutput(model)
+
+
+def input_specs(input_shape=None):
+    """InputSpecs for ``img`` and ``trimap``; ``input_shape`` = (N, C, H, W) fixes them."""
+    from paddle.static import InputSpec
+
+    if input_shape is None:
+        batch, height, width = None, None, None
+    else:
+        batch, channels, height, width = (int(v) for v in input_shape)
+        if channels != 3:
+            raise InputError(f"--input_shape: C must be 3 (the RGB image; the trimap is the "
+                             f"second input), got {channels}")
+        if min(batch, height, width) < 1:
+            raise InputError(f"--input_shape: N, H and W must be positive, got {input_shape}")
+    return [InputSpec([batch, 3, height, width], "float32", "img"),
+            InputSpec([batch, 1, height, width], "float32", "trimap")]
+
+
+def export_static(model, save_dir, input_shape=None):
+    """Write the static graph of ``model`` (a DIM, put in eval mode) to ``save_dir``.
+
+    Returns the names of the files Paddle wrote (``model.json``, ``model.pdiparams``). Raises
+    :class:`PPMattingError` when the expected files did not appear (a Paddle that writes a
+    different format).
+    """
+    import paddle
+
+    os.makedirs(save_dir, exist_ok=True)
+    for name in PADDLE_FILES:  # so that their presence afterwards proves this save wrote them
+        if os.path.exists(os.path.join(save_dir, name)):
+            os.unlink(os.path.join(save_dir, name))
+    model.eval()
+    wrapper = _alpha_only(model)
+    wrapper.eval()
+    static = paddle.jit.to_static(wrapper, input_spec=input_specs(input_shape), full_graph=True)
+    paddle.jit.save(static, os.path.join(save_dir, MODEL_PREFIX))
+    missing = [name for name in PADDLE_FILES if not os.path.isfile(os.path.join(save_dir, name))]
+    if missing:
+        found = sorted(n for n in os.listdir(save_dir) if n.startswith(MODEL_PREFIX + "."))
+        raise PPMattingError(f"{save_dir}: paddle.jit.save wrote {found or 'nothing'}, not "
+                             f"{', '.join(missing)} (Paddle {paddle.__version__})")
+    return list(PADDLE_FILES)
+
+
+# ---- inputs for the checks -----------------------------------------------------------------------
+def check_inputs(model, batch, height, width, seed=0):
+    """Realistic network inputs: a smooth random photo normalised with the model's statistics and
+    a trimap with a foreground blob, an unknown band around it and background elsewhere.
+    Returns (img float32 N x 3 x H x W, trimap float32 N x 1 x H x W)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    mean = np.asarray(model.input_mean, np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(model.input_std, np.float32).reshape(1, 3, 1, 1)
+    images, trimaps = [], []
+    for _ in range(batch):
+        small = rng.random((max(2, height // 8), max(2, width // 8), 3)).astype(np.float32)
+        photo = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+        photo = np.clip(photo + rng.normal(0, 0.03, photo.shape), 0, 1).astype(np.float32)
+        yy, xx = np.mgrid[:height, :width]
+        cy, cx = rng.uniform(0.35, 0.65) * height, rng.uniform(0.35, 0.65) * width
+        radius = np.hypot((yy - cy) / height, (xx - cx) / width)
+        trimap = np.where(radius < 0.2, 255, np.where(radius < 0.32, 128, 0)).astype(np.float32)
+        images.append(photo.transpose(2, 0, 1))
+        trimaps.append(trimap[None])
+    img = (np.stack(images) - mean) / std
+    return np.ascontiguousarray(img, np.float32), np.ascontiguousarray(np.stack(trimaps))
+
+
+def dygraph_alpha(model, img, trimap):
+    """The dynamic-graph model's final alpha for network inputs (numpy in, numpy out)."""
+    import paddle
+
+    model.eval()
+    with paddle.no_grad():
+        return model(paddle.to_tensor(img), paddle.to_tensor(trimap))["alpha"].numpy()
+
+
+def check_parity(model, run_fn, shapes=DEFAULT_CHECK_SHAPES, seed=0):
+    """Largest |alpha_static - alpha_dygraph| for each (N, H, W) in ``shapes``.
+
+    ``run_fn(img, trimap) -> alpha`` is the exported graph (a predictor's ``run``). Returns
+    ``[((N, H, W), max_diff), ...]``.
+    """
+    results = []
+    for index, (batch, height, width) in enumerate(shapes):
+        img, trimap = check_inputs(model, batch, height, width, seed=seed + index)
+        expected = dygraph_alpha(model, img, trimap)
+        got = np.asarray(run_fn(img, trimap))
+        if got.shape != expected.shape:
+            raise PPMattingError(f"exported graph returned shape {got.shape} for input "
+                                 f"{img.shape}; the dynamic graph returns {expected.shape}")
+        results.append(((batch, height, width), float(np.abs(got - expected).max())))
+    return results
+
+
+def parse_check_sizes(texts, input_shape=None):
+    """``["128x128", "2x96x160"]`` (HxW or NxHxW) -> [(N, H, W), ...]; with a fixed
+    ``input_shape`` the only valid size is that one."""
+    if input_shape is not None:
+        return [(int(input_shape[0]), int(input_shape[2]), int(input_shape[3]))]
+    if not texts:
+        return list(DEFAULT_CHECK_SHAPES)
+    shapes = []
+    for text in texts:
+        try:
+            parts = [int(v) for v in str(text).lower().split("x")]
+        except ValueError:
+            parts = []
+        if len(parts) == 2:
+            parts = [1] + parts
+        if len(parts) != 3 or min(parts) < 1:
+            raise InputError(f"--check_sizes '{text}': expected HxW or NxHxW, e.g. 100x75")
+        shapes.append(tuple(parts))
+    return shapes
+
+
+# ---- ONNX ----------------------------------------------------------------------------------------
+_P2O_SCRIPT = ("import sys, paddle2onnx\n"
+               "paddle2onnx.export(sys.argv[1], sys.argv[2], save_file=sys.argv[3], "
+               "opset_version=int(sys.argv[4]), enable_onnx_checker=True)\n")
+
+
+def export_onnx(save_dir, opset=ONNX_OPSET):
+    """Convert ``save_dir/model.json`` to ``save_dir/model.onnx`` with paddle2onnx.
+
+    paddle2onnx aborts the whole process (SIGABRT) on an operator it cannot convert, so it runs in
+    a child process. Returns the file name written. Raises :class:`PPMattingError` with the
+    reason when it fails.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("paddle2onnx") is None:
+        raise PPMattingError("--format onnx needs paddle2onnx and onnxruntime: "
+                             "pip install paddle2onnx==2.1.0 onnxruntime")
+    model_file = os.path.join(save_dir, "model.json")
+    params_file = os.path.join(save_dir, "model.pdiparams")
+    target = os.path.join(save_dir, ONNX_FILE)
+    partial = os.path.join(save_dir, ".tmp-" + ONNX_FILE)
+    proc = subprocess.run([sys.executable, "-c", _P2O_SCRIPT, model_file, params_file, partial,
+                           str(int(opset))], capture_output=True, text=True)
+    if proc.returncode != 0 or not os.path.isfile(partial):
+        if os.path.exists(partial):
+            os.unlink(partial)
+        ops = graph_ops(model_file)
+        if "unpool" in ops:
+            raise PPMattingError(
+                f"{model_file}: paddle2onnx cannot convert this graph: it has no converter for "
+                f"max-unpooling (pd_op.unpool), which the paper's DIM decoder (PlainDecoder) "
+                f"uses. The Paddle Inference export in {save_dir} is fine; for ONNX use the "
+                f"PaddleSeg variant (configs/dim/dim-vgg16-paddleseg.yml, bilinear upsampling)")
+        detail = [line for line in (proc.stderr + proc.stdout).splitlines()
+                  if "ERROR" in line or "not supported" in line.lower()]
+        raise PPMattingError(f"{model_file}: paddle2onnx failed (exit {proc.returncode})"
+                             + (f": {detail[-1].strip()}" if detail else ""))
+    os.replace(partial, target)
+    return ONNX_FILE
+
+
+def onnx_runner(onnx_file, threads=None):
+    """``run(img, trimap) -> alpha`` through ONNX Runtime on CPU."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise PPMattingError("checking the ONNX file needs onnxruntime: "
+                             "pip install onnxruntime") from None
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    session = onnxruntime.InferenceSession(onnx_file, sess_options=options,
+                                           providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    if sorted(names) != ["img", "trimap"]:
+        raise PPMattingError(f"{onnx_file}: inputs are {names}, expected img and trimap")
+
+    def run(img, trimap):
+        return session.run(None, {"img": np.ascontiguousarray(img, np.float32),
+                                  "trimap": np.ascontiguousarray(trimap, np.float32)})[0]
+
+    return run
+
+
+# ---- the whole export ----------------------------------------------------------------------------
+def export_model(model, save_dir, input_shape=None, check_shapes=None,
+                 tolerance=DEFAULT_TOLERANCE, fmt="paddle", config_path=None, weights=None,
+                 options=None, log=print):
+    """Export, check against the dynamic graph, and write deploy.yaml.
+
+    ``fmt`` is ``paddle`` or ``onnx`` (ONNX is converted from the Paddle export, so both are
+    written). ``log`` receives progress lines. Returns the loaded
+    :class:`~ppmatting.deploy.info.DeployInfo`. Raises :class:`PPMattingError` when the largest
+    alpha difference exceeds ``tolerance`` (deploy.yaml is then not written, so a failed export
+    cannot be deployed by mistake).
+    """
+    if not getattr(model, "is_network", False):
+        raise PPMattingError(not_a_network_message(model, config_path or "the config"))
+    if fmt not in ("paddle", "onnx"):
+        raise InputError(f"--format '{fmt}': expected paddle or onnx")
+    shapes = [tuple(s) for s in (check_shapes or parse_check_sizes(None, input_shape))]
+    stale = os.path.join(save_dir, DEPLOY_FILE)
+    if os.path.exists(stale):
+        os.unlink(stale)  # a deploy.yaml must never describe files from an earlier export
+    files = export_static(model, save_dir, input_shape)
+    log(f"wrote {', '.join(os.path.join(save_dir, f) for f in files)}")
+
+    # load exactly what was written, through the same predictor infer.py builds
+    probe = build_deploy_dict(model, files, output_name=None, input_shape=input_shape,
+                              config_path=config_path, weights=weights)
+    write_deploy_yaml(save_dir, probe)
+    try:
+        predictor = MattingPredictor(load_deploy_info(save_dir), options or PredictorOptions())
+        log(f"predictor: {', '.join(predictor.notes)}")
+        results = check_parity(model, predictor.run, shapes)
+    finally:
+        os.unlink(stale)
+    worst = max(diff for _, diff in results)
+    for (batch, height, width), diff in results:
+        log(f"  check {batch}x3x{height}x{width}: max |alpha_static - alpha_dygraph| = {diff:.3g}")
+    log(f"largest alpha difference from the dynamic graph: {worst:.3g} (tolerance {tolerance:g})")
+    if not worst <= tolerance:
+        raise PPMattingError(f"{save_dir}: the exported graph differs from the dynamic graph by "
+                             f"{worst:.3g} > {tolerance:g}; deploy.yaml not written")
+    check = {"max_alpha_diff": worst, "tolerance": float(tolerance),
+             "sizes": [list(s) for s, _ in results], "predictor": list(predictor.notes)}
+    common = dict(output_name=predictor.output_name, input_shape=input_shape,
+                  config_path=config_path, weights=weights)
+    # the Paddle export is complete and checked: describe it now, so that a failing ONNX
+    # conversion below leaves a deployable folder
+    path = write_deploy_yaml(save_dir, build_deploy_dict(model, files, check=check, **common))
+    log(f"wrote {path}")
+
+    if fmt == "onnx":
+        onnx_file = export_onnx(save_dir)
+        onnx_results = check_parity(model, onnx_runner(os.path.join(save_dir, onnx_file)), shapes)
+        onnx_worst = max(diff for _, diff in onnx_results)
+        log(f"wrote {os.path.join(save_dir, onnx_file)}; ONNX Runtime (CPU) largest alpha "
+            f"difference: {onnx_worst:.3g}")
+        if not onnx_worst <= tolerance:
+            os.unlink(os.path.join(save_dir, onnx_file))
+            raise PPMattingError(f"{save_dir}/{onnx_file}: ONNX Runtime differs from the dynamic "
+                                 f"graph by {onnx_worst:.3g} > {tolerance:g}; removed")
+        check["onnx_max_alpha_diff"] = onnx_worst
+        path = write_deploy_yaml(save_dir, build_deploy_dict(
+            model, files + [onnx_file], onnx_file=onnx_file, check=check, **common))
+        log(f"updated {path} (adds {onnx_file})")
+    return load_deploy_info(path)
+
+
+def fast_predictor(model, options=None, check_shape=(1, 64, 64), tolerance=DEFAULT_TOLERANCE):
+    """A :class:`MattingPredictor` for an in-memory DIM: exports it to a temporary folder, builds
+    the predictor (which reads the files once), checks one small size against the dynamic graph,
+    and removes the folder. ``predictor.predict(image01, trimap_u8)`` then replaces
+    ``model.predict`` at several times the speed on CPU.
+    """
+    folder = tempfile.mkdtemp(prefix="ppmatting-export-")
+    try:
+        files = export_static(model, folder)
+        write_deploy_yaml(folder, build_deploy_dict(model, files, output_name=None))
+        predictor = MattingPredictor(load_deploy_info(folder), options or PredictorOptions())
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if check_shape:
+        [(_, diff)] = check_parity(model, predictor.run, [check_shape])
+        if not diff <= tolerance:
+            raise PPMattingError(f"the exported predictor differs from the dynamic graph by "
+                                 f"{diff:.3g} > {tolerance:g}")
+    return predictor

@@ -1,0 +1,93 @@
+r"""Export a trained DIM to a Paddle Inference static graph (optionally ONNX) and check it.
+
+    python tools/export.py --config configs/dim/dim-vgg16.yml --model_path dim.pdparams \
+        --save_dir output/export
+    python deploy/python/infer.py --config output/export/deploy.yaml --image_path photo.png \
+        --trimap_path photo_trimap.png
+
+Writes ``model.json`` + ``model.pdiparams`` (Paddle 3's format; named inputs ``img`` N x 3 x H x W
+and ``trimap`` N x 1 x H x W, batch / height / width dynamic unless --input_shape fixes them) and
+``deploy.yaml`` (the files, the inputs and their meaning, the pre-processing, the model name).
+After saving it loads the graph with a Paddle Inference predictor, runs it at three sizes (one not a
+multiple of 32) next to the dynamic-graph model, prints the largest alpha difference, and fails
+(exit 2, no deploy.yaml) when it exceeds --tolerance (1e-4).
+
+--format onnx also converts the graph with paddle2onnx and checks it with ONNX Runtime on CPU
+(pip install paddle2onnx==2.1.0 onnxruntime). Only the PaddleSeg variant converts: paddle2onnx has
+no converter for the max-unpooling of the paper's decoder (docs/deploy.md).
+
+Classical methods (closed-form, KNN, ...) are not networks and have nothing to export.
+"""
+import argparse
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from ppmatting.utils.errors import InputError, run_cli  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True,
+                        help="model config, e.g. configs/dim/dim-vgg16.yml")
+    parser.add_argument("--model_path", default=None,
+                        help="trained weights (.pdparams from tools/train.py or a published DIM "
+                             "checkpoint)")
+    parser.add_argument("--save_dir", default="output/export", help="output folder")
+    parser.add_argument("--input_shape", nargs=4, type=int, default=None,
+                        metavar=("N", "C", "H", "W"),
+                        help="fix the image input's shape (C = 3); default: N, H, W dynamic")
+    parser.add_argument("--format", choices=("paddle", "onnx"), default="paddle",
+                        help="onnx: also write model.onnx through paddle2onnx")
+    parser.add_argument("--check_sizes", nargs="+", default=None, metavar="[N]xHxW",
+                        help="sizes for the parity check (default 128x128 2x96x160 100x75)")
+    parser.add_argument("--tolerance", type=float, default=1e-4,
+                        help="largest allowed alpha difference from the dynamic graph")
+    parser.add_argument("--random_weights", action="store_true",
+                        help="export the untrained initial weights (speed tests only)")
+    parser.add_argument("--opts", nargs="+", default=None, metavar="KEY=VALUE",
+                        help="override config keys")
+    return parser.parse_args(argv)
+
+
+def build_network(config_path, model_path, opts=None, random_weights=False):
+    """The config's model with its weights, ready to export. Classical models are refused with a
+    message that says why."""
+    from ppmatting.cvlibs.config import Config
+    from ppmatting.deploy.export import not_a_network_message
+
+    model = Config(config_path, opts=opts).model
+    if not getattr(model, "is_network", False):
+        raise InputError(not_a_network_message(model, config_path))
+    if model_path:
+        from ppmatting.models.weights import load_weights
+        load_weights(model, model_path)
+    elif not getattr(model, "pretrained", None) and not random_weights:
+        raise InputError(f"{config_path}: {type(model).__name__} has no trained weights; pass "
+                         f"--model_path W (or --random_weights for a speed test)")
+    model.eval()
+    return model
+
+
+@run_cli
+def main(argv=None):
+    args = parse_args(argv)
+    import ppmatting  # noqa: F401  (fills the registries)
+    from ppmatting.deploy.export import export_model, parse_check_sizes
+
+    shapes = parse_check_sizes(args.check_sizes, args.input_shape)
+    model = build_network(args.config, args.model_path, args.opts, args.random_weights)
+    print(f"exporting {type(model).__name__} ({getattr(model, 'variant', '?')}) from "
+          f"{args.config}" + (f", weights {args.model_path}" if args.model_path else ""),
+          flush=True)
+    export_model(model, args.save_dir, input_shape=args.input_shape, check_shapes=shapes,
+                 tolerance=args.tolerance, fmt=args.format, config_path=args.config,
+                 weights=args.model_path, log=lambda line: print(line, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
