@@ -52,6 +52,10 @@ class PlainDecoder(nn.Layer):
         x = F.relu(self.deconv6_1(out))
         for level, (name, _, _) in zip(range(4, -1, -1), self.LEVELS):
             x = max_unpool_to(x, indices[level], skips[level])
+            # An identity here (x is ReLU output scattered into zeros), but it gives Paddle
+            # Inference's bf16 pass a oneDNN op between the unpool and the conv, so the decoder
+            # convs run in bf16 instead of staying fp32 (1.52x -> 1.68x over fp32 at 1024 px).
+            x = F.relu(x)
             x = F.relu(getattr(self, name)(x))
         alpha_logit = self.deconv1(x)
         return alpha_logit, F.sigmoid(alpha_logit)
