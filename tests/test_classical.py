@@ -105,7 +105,8 @@ def test_reduced_system_equals_the_full_laplacian_restricted(name):
     dense = full().toarray()
     unknown = trimap.ravel() == 128
     fg = (trimap.ravel() == 255).astype(np.float64)
-    residual = dense[np.ix_(unknown, unknown)] @ ours + dense[np.ix_(unknown, ~unknown)] @ fg[~unknown]
+    residual = (dense[np.ix_(unknown, unknown)] @ ours
+                + dense[np.ix_(unknown, ~unknown)] @ fg[~unknown])
     assert np.abs(residual).max() < 1e-9, name
     if name in ("cf", "lbdm"):  # well conditioned enough to compare solutions too
         assert np.abs(ours - hard_solution(dense, trimap)).max() < 1e-6, name

@@ -2,7 +2,9 @@
 
 Steps, one function each:
 
-* :func:`load_model` builds the config's model and loads ``--model_path`` weights.
+* :func:`load_model` builds the config's model and loads ``--model_path`` weights;
+  :func:`load_matter` picks what runs it: an exported Paddle Inference predictor for networks
+  (the fast path), else ``model.predict``.
 * :func:`collect_jobs` pairs every photo with its trimap (or a rough mask to make one from), for a
   single file, a folder or a list file. Pairing is by file name: photo ``x.jpg`` goes with
   ``x.png`` or ``x_trimap.png`` in the trimap folder (``x.png`` or ``x_mask.png`` in a mask folder).

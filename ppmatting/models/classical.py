@@ -2,11 +2,12 @@
 and random-walk matting, with the zoo call shape ``alpha01 = model.predict(image01, trimap_u8)``.
 
 Each method minimises ``a^T L a`` for its matting Laplacian ``L`` (pymatting 1.1.16's formulas and
-default parameters, ../shared/REFERENCE.md section 5). Unlike pymatting, which solves for every pixel
-with the known ones held by a soft penalty (lambda = 100; closed-form excepted), the known pixels
-are hard constraints: only ``L_UU a_U = -L_UK a_K`` is built and solved (``laplacians.py``,
-``sparse_solve.py``). Set ``lambda_value`` to a number to get pymatting's soft-constraint solution
-instead (slower; KNN, learning-based, large-kernel and random walk).
+default parameters, ../shared/REFERENCE.md section 5). Unlike pymatting, which solves for every
+pixel with the known ones held by a soft penalty (lambda = 100; closed-form excepted), the known
+pixels are hard constraints: only ``L_UU a_U = -L_UK a_K`` is built and solved (``laplacians.py``,
+``sparse_solve.py``). ``lambda_value`` (KNN, learning-based, large-kernel, random walk) selects
+pymatting's soft-constraint solution instead; random walk and large kernel default to it, because
+there the two differ (see their docstrings).
 
 Trimaps without a choice to make:
 
@@ -76,7 +77,8 @@ def guided_upsample(image_lo, alpha_lo, image_hi, radius=2, eps=1e-4):
     var = np.empty(guide.shape[:2] + (3, 3), np.float32)
     for i in range(3):
         for j in range(i, 3):
-            value = _box(guide[:, :, i] * guide[:, :, j], radius) - mean_i[:, :, i] * mean_i[:, :, j]
+            value = (_box(guide[:, :, i] * guide[:, :, j], radius)
+                     - mean_i[:, :, i] * mean_i[:, :, j])
             var[:, :, i, j] = var[:, :, j, i] = value
     var += eps * np.eye(3, dtype=np.float32)
     coef_a = np.linalg.solve(var, cov_ip[..., None])[..., 0]
@@ -250,7 +252,7 @@ class ClassicalMatting(ZooModel):
         size = (max(int(round(width * scale)), 1), max(int(round(height * scale)), 1))
         image_lo = np.clip(cv2.resize(image01, size, interpolation=cv2.INTER_AREA), 0.0, 1.0)
         trimap_lo = downscale_trimap(trimap_u8, size)
-        if self._trivial_alpha(trimap_lo) is not None or min(size) < 3:
+        if min(size) < 3 or not ((trimap_lo == 0).any() and (trimap_lo == 255).any()):
             raise InputError(f"{self.method}: at solve_scale {scale:.3g} the {width}x{height} "
                              f"image becomes {size[0]}x{size[1]} and its trimap loses its "
                              f"foreground or background; use a larger solve_scale")
@@ -442,6 +444,10 @@ class KNNMatting(ClassicalMatting):
     def __init__(self, n_neighbors=(20, 10), distance_weights=(2.0, 0.1), reverse_band=None,
                  lambda_value=None, rtol=1e-5, **kwargs):
         super().__init__(rtol=rtol, **kwargs)
+        if self.solver == "auto":
+            # 'auto' picks a factorisation for small systems, which the KNN graph's long-range
+            # edges fill in far beyond the 2-D estimate: conjugate gradients it is
+            self.solver = "jacobi"
         if isinstance(n_neighbors, (int, float)):
             n_neighbors = [n_neighbors]
         if isinstance(distance_weights, (int, float)):

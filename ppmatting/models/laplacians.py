@@ -1,4 +1,4 @@
-"""Matting Laplacians reduced to the unknown pixels: ``A a_U = b`` with ``A = L_UU``, ``b = -L_UK a_K``.
+"""Matting Laplacians reduced to the unknown pixels: ``A a_U = b``, ``A = L_UU``, ``b = -L_UK a_K``.
 
 pymatting 1.1.16 builds each Laplacian over the whole image and (except for closed-form) solves
 ``(L + lambda C) a = lambda c`` over every pixel, the known ones held by a soft penalty. Holding the
@@ -103,7 +103,8 @@ def _cf_window_matrices(colors, epsilon):
 
 def _lbdm_window_matrices(colors, epsilon):
     """Learning-based digital matting (Zheng & Kambhamettu 2009), linear kernel as in pymatting:
-    ``X = [I, 1]`` (n x 4), ``K = X X^T``, ``F = (K + eps Id)^-1 K``, block ``(Id - F)(Id - F)^T``."""
+    ``X = [I, 1]`` (n x 4), ``K = X X^T``, ``F = (K + eps Id)^-1 K``; block
+    ``(Id - F)(Id - F)^T``."""
     m, area, _ = colors.shape
     features = np.concatenate([colors, np.ones((m, area, 1))], axis=2)
     kernel = features @ features.transpose(0, 2, 1)
@@ -261,7 +262,7 @@ def edges_to_system(split, row_pos, col, weights, diagonal_scale=1.0):
 
 
 def knn_features(image01, distance_weight):
-    """pymatting's KNN features: float32 (H*W) x 5 = [r, g, b, dw * x, dw * y], x and y in [0, 1]."""
+    """pymatting's KNN features: float32 (H*W) x 5 = [r, g, b, dw x, dw y], x and y in [0, 1]."""
     h, w = image01.shape[:2]
     features = np.empty((h * w, 5), dtype=np.float32)
     features[:, :3] = image01.reshape(-1, 3)
