@@ -3,9 +3,9 @@
 1. Validation SAD after lite training is within the stored tolerance of the value the config
    stores (``expected_val_sad`` for the mode, relative tolerance ``val_sad_rel_tol``).
 2. The exported graph gives the trained model's alpha: the dynamic-graph model (``accuracy_config``
-   + the trained weights) and the Paddle Inference predictor are run on the validation photos at
-   full size and on a crop whose sides are not multiples of 32; the largest difference is printed
-   and must not exceed ``export_max_diff``.
+   + the trained weights) and the Paddle Inference predictor are run on the inference rows'
+   photos at full size and on a crop whose sides are not multiples of 32; the largest difference
+   is printed and must not exceed ``export_max_diff``.
 3. Every inference run's saved ``<name>_alpha.png`` equals the dynamic-graph alpha rounded to 8 bits
    within one level (rounding of values that sit on a half level may go either way).
 
@@ -57,20 +57,19 @@ def check_sad(config_path, mode, out_dir):
     return verdict
 
 
-def validation_pairs():
-    list_path = os.path.join(ROOT, "data", "matting_demo", "val.txt")
+def inference_pairs(config_path, mode):
+    """(name, image01, trimap_u8) for the photos the inference rows ran on, paired by name."""
+    image_dir = os.path.join(ROOT, tipc_value(config_path, "--image_path", mode))
+    trimap_dir = os.path.join(ROOT, tipc_value(config_path, "--trimap_path", mode))
     pairs = []
-    for line in open(list_path, "r", encoding="utf-8"):
-        columns = line.split()
-        if len(columns) == 3:
-            root = os.path.dirname(list_path)
-            name = os.path.splitext(os.path.basename(columns[0]))[0]
-            pairs.append((name, io.read_image(os.path.join(root, columns[0])),
-                          io.read_trimap(os.path.join(root, columns[2]))))
+    for image_path in io.list_images(image_dir):
+        name = os.path.splitext(os.path.basename(image_path))[0]
+        pairs.append((name, io.read_image(image_path),
+                      io.read_trimap(os.path.join(trimap_dir, os.path.basename(image_path)))))
     return pairs
 
 
-def check_export(config_path, out_dir, model_path):
+def check_export(config_path, mode, out_dir, model_path):
     from ppmatting.core.predict import load_model
     from ppmatting.deploy.info import load_deploy_info
     from ppmatting.deploy.predictor import MattingPredictor
@@ -80,8 +79,11 @@ def check_export(config_path, out_dir, model_path):
     predictor = MattingPredictor(load_deploy_info(os.path.join(out_dir, "export")))
     worst = 0.0
     dygraph = {}
-    for name, image01, trimap_u8 in validation_pairs():
-        for crop in ((slice(None), slice(None)), (slice(0, 301), slice(7, 290))):
+    for name, image01, trimap_u8 in inference_pairs(config_path, mode):
+        # full size, and a crop whose sides are not multiples of 32
+        height, width = trimap_u8.shape
+        uneven = (slice(0, height - 5 if height % 32 == 5 else height - 3), slice(2, width - 1))
+        for crop in ((slice(None), slice(None)), uneven):
             alpha_dy = model.predict(image01[crop], trimap_u8[crop])
             alpha_ex = predictor.predict(image01[crop], trimap_u8[crop])
             worst = max(worst, float(np.abs(alpha_dy - alpha_ex).max()))
@@ -120,7 +122,7 @@ def main():
     args = parser.parse_args()
     results = [check_sad(args.tipc_config, args.mode, args.output)]
     if os.path.isfile(os.path.join(args.output, "export", "deploy.yaml")):
-        verdict, dygraph = check_export(args.tipc_config, args.output, args.model_path)
+        verdict, dygraph = check_export(args.tipc_config, args.mode, args.output, args.model_path)
         results += [verdict, check_infer_outputs(args.output, dygraph)]
     if not all(results):
         print("accuracy checks failed", file=sys.stderr)

@@ -37,7 +37,8 @@ case "$MODE" in
     if [[ ! -f data/matting_demo/val.txt ]]; then
       $PYTHON tools/make_demo_data.py
     fi
-    echo "bundled data ready: data/matting_demo" ;;
+    $PYTHON test_tipc/make_lite_data.py
+    echo "bundled data ready: data/matting_demo, test_tipc/data/lite" ;;
   whole_train_whole_infer)
     root=${COMP1K_ROOT:-test_tipc/data/Composition-1k}
     if [[ ! -f "$root/train.txt" ]]; then

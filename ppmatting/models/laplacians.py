@@ -6,12 +6,14 @@ known pixels exactly (hard constraints) leaves a system over the unknown pixels 
 build directly. Facts (formulas, default parameters, window conventions) follow pymatting's
 ``pymatting/laplacian/*.py``; the code is ours.
 
-* Window-based Laplacians (closed-form, learning-based): only windows that contain an unknown
-  pixel are evaluated (vectorised, in chunks), and only rows of unknown pixels are kept. pymatting
-  evaluates windows centred at ``r <= y < h - r``, ``r <= x < w - r``; so do we.
+* Window-based Laplacians (closed-form, learning-based): either only the windows that contain an
+  unknown pixel are evaluated (numpy, in chunks; memory grows with the unknown region) or
+  pymatting's numba kernel builds the whole image and the unknown rows are kept (faster for
+  closed-form once numba is loaded). pymatting evaluates windows centred at ``r <= y < h - r``,
+  ``r <= x < w - r``; so do we.
 * KNN: neighbours come from pymatting's KD-tree (same features, same ties). Rows of unknown pixels
   need each unknown pixel's neighbours and every pixel that lists an unknown pixel among its own
-  neighbours; see :func:`knn_reduced_system` for which queries that takes.
+  neighbours; :func:`knn_query_pixels` says which pixels that takes.
 * Random walk: pymatting's weight kernel, symmetric form ``(1 + reg) D - W``.
 * Large kernel (LKM): a matrix-free operator (box filters), restricted to the unknown pixels.
 
