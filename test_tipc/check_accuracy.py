@@ -47,8 +47,9 @@ def check_sad(config_path, mode, out_dir):
     expected = tipc_value(config_path, "expected_val_sad", mode)
     tolerance = float(tipc_value(config_path, "val_sad_rel_tol") or 0.1)
     if expected is None or expected == "TBD":
-        raise PPMattingError(f"{config_path}: no expected_val_sad stored for {mode}; this run "
-                             f"measured {measured:.4f}")
+        print(f"{config_path}: no expected_val_sad stored for {mode}; this run measured "
+              f"{measured:.4f}")
+        return False
     expected = float(expected)
     low, high = expected * (1 - tolerance), expected * (1 + tolerance)
     verdict = low <= measured <= high
