@@ -6,7 +6,7 @@ record of every geometric change (crop, flip, resize, pad). :func:`undo_geometry
 backwards to bring any prediction back onto the original pixel grid.
 """
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np

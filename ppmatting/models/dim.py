@@ -20,21 +20,13 @@ from ppmatting.cvlibs import manager
 from ppmatting.models.backbones import VGG16, PaddleSegVGG16
 from ppmatting.models.decoders import PlainDecoder, PaddleSegDecoder
 from ppmatting.models.refiners import PlainRefiner, PaddleSegRefiner
+from ppmatting.models.base import check_matting_inputs, force_known
 from ppmatting.transforms import pad_amounts, pad_bottom_right
-from ppmatting.utils.errors import InputError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PADDLESEG_MEAN = (0.5, 0.5, 0.5)
 PADDLESEG_STD = (0.5, 0.5, 0.5)
-
-
-def force_known(alpha01, trimap_u8):
-    """alpha = 0 where trimap == 0 and 1 where trimap == 255 (float32 H x W, a new array)."""
-    alpha01 = np.array(alpha01, dtype=np.float32, copy=True)
-    alpha01[trimap_u8 == 0] = 0.0
-    alpha01[trimap_u8 == 255] = 1.0
-    return alpha01
 
 
 def preprocess(image01, trimap_u8, mean, std, pad_multiple=32):
@@ -50,15 +42,7 @@ def preprocess(image01, trimap_u8, mean, std, pad_multiple=32):
         ``(img, trimap, (h, w))``: img float32 1 x 3 x Hp x Wp normalised, trimap float32
         1 x 1 x Hp x Wp raw 0/128/255, and the original size for :func:`postprocess`.
     """
-    image01 = np.asarray(image01)
-    trimap_u8 = np.asarray(trimap_u8)
-    if image01.ndim != 3 or image01.shape[2] != 3:
-        raise InputError(f"image must be H x W x 3 RGB, got shape {image01.shape}")
-    if trimap_u8.ndim != 2:
-        raise InputError(f"trimap must be H x W, got shape {trimap_u8.shape}")
-    if image01.shape[:2] != trimap_u8.shape:
-        raise InputError(f"image is {image01.shape[1]}x{image01.shape[0]} (WxH) but the trimap is "
-                         f"{trimap_u8.shape[1]}x{trimap_u8.shape[0]}")
+    image01, trimap_u8 = check_matting_inputs(image01, trimap_u8, what="DIM", convert=False)
     height, width = trimap_u8.shape
     mean = np.asarray(mean, dtype=np.float32).reshape(1, 1, 3)
     std = np.asarray(std, dtype=np.float32).reshape(1, 1, 3)

@@ -129,7 +129,7 @@ def window_reduced_system(image01, split, radius, window_matrices, epsilon, chun
     unknown columns (the matrix) and known foreground columns (moved to the right-hand side).
     Memory: about (4r+1)^2 * 8 bytes per unknown pixel plus one chunk of windows.
     """
-    h, w = split.height, split.width
+    w = split.width
     ys, xs = _window_centres(split, radius)
     oy, ox = _window_offsets(radius)
     area = oy.size
