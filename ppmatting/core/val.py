@@ -386,11 +386,7 @@ def evaluate(model, samples, metrics=METRIC_NAMES, save_dir=None, save_results=F
     bar.close()
     info = {"mode": "model", "source": description or type(model).__name__,
             "dataset": dataset_description, "seconds_total": time.perf_counter() - start}
-    summary = summarize(collector.rows(), collector.failures(), list(metric_objects), trimap_radius,
-                        info)
-    if save_dir:
-        summary["files"] = write_reports(summary, save_dir, results_dir)
-    return summary
+    return _finish(collector, metric_objects, trimap_radius, info, save_dir, results_dir)
 
 
 def evaluate_predictions(items, pred_dir, metrics=METRIC_NAMES, save_dir=None, save_results=False,
@@ -428,6 +424,11 @@ def evaluate_predictions(items, pred_dir, metrics=METRIC_NAMES, save_dir=None, s
     bar.close()
     info = {"mode": "predictions", "source": os.path.abspath(pred_dir),
             "dataset": dataset_description, "seconds_total": time.perf_counter() - start}
+    return _finish(collector, metric_objects, trimap_radius, info, save_dir, results_dir)
+
+
+def _finish(collector, metric_objects, trimap_radius, info, save_dir, results_dir):
+    """The summary of a finished run, with its report files written when ``save_dir`` is set."""
     summary = summarize(collector.rows(), collector.failures(), list(metric_objects), trimap_radius,
                         info)
     if save_dir:
