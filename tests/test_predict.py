@@ -15,7 +15,8 @@ import pytest
 from ppmatting.core import predict as core
 from ppmatting.transforms.trimap import trimap_from_alpha
 from ppmatting.utils.io import read_alpha, read_image, write_image
-from ppmatting.utils.synthetic import composite, make_foreground
+from ppmatting.utils.compose import composite
+from ppmatting.utils.synthetic import make_foreground
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "ml", "closed_form.yml")

@@ -19,7 +19,8 @@ import numpy as np  # noqa: E402
 from ppmatting.transforms.trimap import trimap_from_alpha  # noqa: E402
 from ppmatting.utils import io  # noqa: E402
 from ppmatting.utils.errors import run_cli  # noqa: E402
-from ppmatting.utils.synthetic import composite, make_foreground  # noqa: E402
+from ppmatting.utils.compose import composite
+from ppmatting.utils.synthetic import make_foreground  # noqa: E402
 
 TRAIN_BACKGROUNDS = ["astronaut", "coffee", "rocket", "hubble_deep_field", "camera",
                      "immunohistochemistry"]

@@ -10,6 +10,7 @@ from ppmatting.cvlibs import manager
 from ppmatting.datasets.sample import GeometryRecord, resize_array
 from ppmatting.transforms.trimap import trimap_from_alpha
 from ppmatting.utils import io
+from ppmatting.utils.compose import composite
 from ppmatting.utils.errors import InputError
 
 
@@ -203,8 +204,7 @@ class Composite:
     def __call__(self, sample, rng=None):
         if sample.fg is None or sample.bg is None:
             return sample
-        alpha = sample.alpha[:, :, None]
-        sample.image = (alpha * sample.fg + (1.0 - alpha) * sample.bg).astype(np.float32)
+        sample.image = composite(sample.fg, sample.alpha, sample.bg)
         return sample
 
 

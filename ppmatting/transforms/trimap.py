@@ -41,11 +41,6 @@ def trimap_from_mask(mask, unknown_width):
     """
     mask = np.asarray(mask)
     binary = (mask > 0.5) if mask.dtype.kind == "f" else (mask > 127 if mask.max(initial=0) > 1 else mask > 0)
-    binary = binary.astype(np.uint8)
-    kernel = ellipse_kernel(2 * int(unknown_width) + 1)
-    sure_fg = cv2.erode(binary, kernel).astype(bool)
-    maybe_fg = cv2.dilate(binary, kernel).astype(bool)
-    trimap = np.full(binary.shape, 128, dtype=np.uint8)
-    trimap[sure_fg] = 255
-    trimap[~maybe_fg] = 0
-    return trimap
+    # a binary mask is an alpha of 0s and 1s: the same erosion/dilation rule gives the band
+    size = 2 * int(unknown_width) + 1
+    return trimap_from_alpha(binary.astype(np.float32), size, size)

@@ -4,7 +4,7 @@ for tests: fur and hair strands, semi-transparent veils, motion blur and smoke.
 Everything is rendered at ``supersample`` times the output size and reduced with area averaging,
 so thin strands get fractional alpha exactly as a camera's pixels would integrate them. The alpha
 returned is the exact coverage used to composite: image = alpha*fg + (1-alpha)*bg holds by
-construction.
+construction (composite with ``ppmatting.utils.compose.composite``).
 """
 import cv2
 import numpy as np
@@ -120,9 +120,3 @@ def make_foreground(kind, size_hw, rng, supersample=3):
     fg_small = np.where(small_alpha[:, :, None] > 1e-3, premult / safe, plain)
     alpha8 = np.round(np.clip(small_alpha, 0, 1) * 255) / 255.0  # exact as stored in an 8-bit PNG
     return np.clip(fg_small, 0, 1).astype(np.float32), alpha8.astype(np.float32)
-
-
-def composite(fg01, alpha01, bg01):
-    """image01 = alpha*fg + (1-alpha)*bg."""
-    alpha = alpha01[:, :, None]
-    return (alpha * fg01 + (1 - alpha) * bg01).astype(np.float32)
