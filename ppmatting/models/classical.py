@@ -25,7 +25,6 @@ filter on the full-resolution image (He & Sun, "Fast Guided Filter", 2015), then
 are forced.
 """
 import math
-import sys
 import time
 
 import cv2
@@ -100,6 +99,12 @@ def smooth_guess(trimap_u8, split, sigma=8.0):
     return guess.ravel()[split.unknown].astype(np.float64)
 
 
+def pixel_geometry(split, reach):
+    """Rows of a reduced system on the pixel grid (for the multifrontal direct solver)."""
+    ys, xs = np.divmod(split.unknown, split.width)
+    return ss.Geometry(ys, xs, int(reach))
+
+
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ConfigError(f"{name}: '{value}' is not one of {', '.join(map(str, choices))}")
@@ -118,7 +123,8 @@ class ClassicalMatting(ZooModel):
     force the known pixels. Subclasses give ``method`` and build/solve the reduced system.
 
     Common args:
-        solver: 'auto' | 'direct' | 'ichol' | 'jacobi' (see ``ppmatting.models.sparse_solve``).
+        solver: 'auto' | 'direct' | 'superlu' | 'ichol' | 'jacobi' (see
+            ``ppmatting.models.sparse_solve``).
         rtol: conjugate-gradient stop ``|b - A x| <= rtol |b|`` (iterative solvers only).
         max_iterations: conjugate-gradient iteration limit.
         solve_scale: solve at this fraction of the resolution (1.0 = full), upsample guided by the
@@ -265,9 +271,6 @@ class ClassicalMatting(ZooModel):
 
 # ---- memory models (bytes) -----------------------------------------------------------------------
 PER_PIXEL_BASE = 80           # float64 image copy, trimap split (pos, masks), output alpha
-# below this many unknown pixels our windowed closed-form build beats loading numba (see
-# ClosedFormMatting._use_whole_image)
-WHOLE_IMAGE_MIN_UNKNOWNS = 300_000
 
 
 @manager.MODELS.add_component
@@ -277,16 +280,15 @@ class ClosedFormMatting(ClassicalMatting):
     Args:
         epsilon: colour-line regularisation (pymatting default 1e-7; larger = smoother, faster).
         radius: window radius (1 -> 3x3 windows).
-        laplacian_build: 'auto' | 'whole_image' (pymatting's numba kernel over the whole image,
-            then the unknown rows: fastest) | 'windowed' (numpy over the windows touching unknown
-            pixels only: memory grows with the unknown region, not the image). 'auto' takes
-            whole_image while it needs at most a quarter of the memory budget.
-        solver ... guide_eps: see :class:`ClassicalMatting`. ``auto`` = exact sparse LU up to
-            500k unknown pixels, then incomplete-Cholesky CG (pymatting's method).
+        laplacian_build: 'auto' = 'windowed' (only the windows touching unknown pixels, by a
+            numba kernel: memory grows with the unknown region, not the image; 2-7x faster than
+            pymatting's builder on the alphamatting photos) | 'whole_image' (pymatting's
+            ``cf_laplacian`` over the whole image, then the unknown rows).
+        solver ... guide_eps: see :class:`ClassicalMatting`. ``auto`` = exact multifrontal
+            Cholesky up to 500k unknown pixels, then incomplete-Cholesky CG (pymatting's method).
     """
 
     method = "closed-form matting"
-    whole_image_when_auto = True
 
     def __init__(self, epsilon=1e-7, radius=1, laplacian_build="auto", rtol=1e-7, **kwargs):
         super().__init__(rtol=rtol, **kwargs)
@@ -301,26 +303,13 @@ class ClosedFormMatting(ClassicalMatting):
     def _whole_image_entries(self):
         return self._band()
 
-    def _use_whole_image(self, height, width, n_unknown):
-        """pymatting's numba builder over the whole image is 4-6x faster than our windowed numpy
-        build on 0.4 MP photos, but loading numba and its cached kernel costs ~3 s once per
-        process, about what the windowed build takes for 300k unknown pixels. So 'auto' takes
-        it when that cost is already paid (the module is loaded) or the unknown region is larger,
-        and only while it needs at most a quarter of the memory budget."""
-        if self.laplacian_build != "auto":
-            return self.laplacian_build == "whole_image"
-        if not self.whole_image_when_auto:
-            return False
-        loaded = "pymatting.laplacian.cf_laplacian" in sys.modules
-        if not loaded and n_unknown < WHOLE_IMAGE_MIN_UNKNOWNS:
-            return False
-        need = lap.whole_image_build_bytes(height, width, self._whole_image_entries())
-        return need <= self._budget_bytes() // 4
+    def _use_whole_image(self):
+        return self.laplacian_build == "whole_image"
 
     def estimate_bytes(self, height, width, n_unknown):
         area = (2 * self.radius + 1) ** 2
         nnz = n_unknown * self._band()
-        if self._use_whole_image(height, width, n_unknown):
+        if self._use_whole_image():
             build = lap.whole_image_build_bytes(height, width, self._whole_image_entries())
         else:
             build = n_unknown * self._band() * 70 + 65536 * area * area * 8 * 4
@@ -328,14 +317,16 @@ class ClosedFormMatting(ClassicalMatting):
         return height * width * PER_PIXEL_BASE + build + ss.solver_bytes(solver, n_unknown, nnz)
 
     def build_system(self, image01, split):
-        whole = self._use_whole_image(split.height, split.width, split.n_unknown)
-        return lap.cf_reduced_system(image01, split, self.epsilon, self.radius, whole)
+        return lap.cf_reduced_system(image01, split, self.epsilon, self.radius,
+                                     self._use_whole_image())
 
     def solve_unknown(self, image01, trimap_u8, split, info):
         system = self.build_system(image01, split)
         x0 = smooth_guess(trimap_u8, split)
+        # a window of radius r couples pixels up to 2r apart
         return ss.solve_system(system.matrix, system.rhs, self.solver, x0, self.rtol,
-                               self.max_iterations, self._budget_bytes(), info=info)
+                               self.max_iterations, self._budget_bytes(), info=info,
+                               geometry=pixel_geometry(split, 2 * self.radius))
 
 
 @manager.MODELS.add_component
@@ -346,16 +337,15 @@ class LearningBasedMatting(ClosedFormMatting):
     Args:
         epsilon: ridge regularisation of the local linear fit (pymatting default 1e-7).
         radius: window radius.
-        laplacian_build: as for :class:`ClosedFormMatting`; 'auto' = 'windowed' here.
+        laplacian_build: as for :class:`ClosedFormMatting` ('windowed' is numpy here: 3.4x
+            faster than pymatting's builder, which evaluates every window of the image, on a
+            0.45 MP photo with 40% unknown pixels).
         lambda_value: None = hard constraints (default); a number = pymatting's soft penalty
             (``make_linear_system``, pymatting default 100) solved over all pixels.
         solver ... guide_eps: see :class:`ClassicalMatting`.
     """
 
     method = "learning-based matting"
-    # pymatting's lbdm kernel evaluates every window of the image (no known-window skip): our
-    # windowed build was 3.4x faster on a 0.45 MP photo with 40% unknown pixels
-    whole_image_when_auto = False
 
     def __init__(self, epsilon=1e-7, radius=1, lambda_value=None, **kwargs):
         super().__init__(epsilon=epsilon, radius=radius, **kwargs)
@@ -372,8 +362,8 @@ class LearningBasedMatting(ClosedFormMatting):
         return (2 * self.radius + 1) ** 4
 
     def build_system(self, image01, split):
-        whole = self._use_whole_image(split.height, split.width, split.n_unknown)
-        return lap.lbdm_reduced_system(image01, split, self.epsilon, self.radius, whole)
+        return lap.lbdm_reduced_system(image01, split, self.epsilon, self.radius,
+                                       self._use_whole_image())
 
     def solve_unknown(self, image01, trimap_u8, split, info):
         if self.lambda_value is not None:
@@ -537,7 +527,8 @@ class RandomWalkMatting(ClassicalMatting):
                                        self.regularization)
         x0 = smooth_guess(trimap_u8, split)
         return ss.solve_system(system.matrix, system.rhs, self.solver, x0, self.rtol,
-                               self.max_iterations, self._budget_bytes(), info=info)
+                               self.max_iterations, self._budget_bytes(), info=info,
+                               geometry=pixel_geometry(split, self.radius))
 
 
 @manager.MODELS.add_component

@@ -6,11 +6,11 @@ known pixels exactly (hard constraints) leaves a system over the unknown pixels 
 build directly. Facts (formulas, default parameters, window conventions) follow pymatting's
 ``pymatting/laplacian/*.py``; the code is ours.
 
-* Window-based Laplacians (closed-form, learning-based): either only the windows that contain an
-  unknown pixel are evaluated (numpy, in chunks; memory grows with the unknown region) or
-  pymatting's numba kernel builds the whole image and the unknown rows are kept (faster for
-  closed-form once numba is loaded). pymatting evaluates windows centred at ``r <= y < h - r``,
-  ``r <= x < w - r``; so do we.
+* Window-based Laplacians (closed-form, learning-based): only the windows that contain an
+  unknown pixel are evaluated (closed-form: a numba kernel, ``laplacian_kernels.py``;
+  learning-based: numpy in chunks), so memory grows with the unknown region. Optionally
+  pymatting's whole-image builder, keeping the unknown rows. pymatting evaluates windows centred
+  at ``r <= y < h - r``, ``r <= x < w - r``; so do we.
 * KNN: neighbours come from pymatting's KD-tree (same features, same ties). Rows of unknown pixels
   need each unknown pixel's neighbours and every pixel that lists an unknown pixel among its own
   neighbours; :func:`knn_query_pixels` says which pixels that takes.
@@ -85,24 +85,6 @@ def _window_centres(split, radius):
     return np.nonzero(touched & inside)
 
 
-def _cf_window_matrices(colors, epsilon):
-    """Closed-form matting (Levin et al. 2008): for each window with colours ``colors``
-    (m x n x 3, n = window area), the n x n block ``delta_ij - (1 + (I_i - mu)^T
-    (Sigma + eps/n Id)^-1 (I_j - mu)) / n`` (pymatting's regularisation: ``eps`` is added to the
-    sum of outer products before dividing by n)."""
-    area = colors.shape[1]
-    centred = colors - colors.mean(axis=1, keepdims=True)
-    centred_t = centred.transpose(0, 2, 1)
-    cov = centred_t @ centred
-    cov[:, [0, 1, 2], [0, 1, 2]] += epsilon
-    cov /= area
-    block = (centred @ np.linalg.inv(cov)) @ centred_t
-    block += 1.0
-    block /= -area
-    block[:, np.arange(area), np.arange(area)] += 1.0
-    return block
-
-
 def _lbdm_window_matrices(colors, epsilon):
     """Learning-based digital matting (Zheng & Kambhamettu 2009), linear kernel as in pymatting:
     ``X = [I, 1]`` (n x 4), ``K = X X^T``, ``F = (K + eps Id)^-1 K``; block
@@ -157,22 +139,12 @@ def window_reduced_system(image01, split, radius, window_matrices, epsilon, chun
 
 def _band_to_system(band, split, radius):
     import scipy.sparse  # imported where used: keeps ``import ppmatting`` light
-    h, w = split.height, split.width
-    span = 4 * radius + 1
-    ny, nx = np.divmod(np.arange(span * span), span)
-    ny, nx = ny - 2 * radius, nx - 2 * radius
-    uy, ux = np.divmod(split.unknown, w)
-    jy = uy[:, None] + ny[None, :]
-    jx = ux[:, None] + nx[None, :]
-    inside = (jy >= 0) & (jy < h) & (jx >= 0) & (jx < w)
-    neighbour = np.where(inside, jy * w + jx, 0)
-    column = np.where(inside, split.pos[neighbour], -1)
-    fg = inside & split.is_fg[neighbour]
-    rhs = -(band * fg).sum(axis=1)
-    keep = column >= 0
-    indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
-    # offsets run in raster order, so the kept columns of each row are already ascending
-    matrix = scipy.sparse.csr_matrix((band[keep], column[keep], indptr),
+
+    from ppmatting.models import laplacian_kernels  # numba, compiled/cached on first use
+
+    indptr, indices, data, rhs = laplacian_kernels.band_to_csr(
+        band, split.unknown, split.pos, split.is_fg, split.height, split.width, int(radius))
+    matrix = scipy.sparse.csr_matrix((data, indices, indptr),
                                      shape=(split.n_unknown, split.n_unknown))
     return ReducedSystem(matrix, rhs)
 
@@ -206,17 +178,23 @@ def whole_image_build_bytes(height, width, entries_per_pixel):
 def cf_reduced_system(image01, split, epsilon=1e-7, radius=1, whole_image=False):
     """Closed-form matting Laplacian (pymatting ``cf_laplacian``) reduced to unknown pixels.
 
-    ``whole_image``: build it with pymatting's numba kernel over the whole image (faster, 4-6x
-    on 0.4 MP photos, but memory grows with the image: :func:`whole_image_build_bytes`) and keep
-    the unknown rows; else evaluate only the windows touching unknown pixels (memory grows with
-    the unknown region). Both give the same matrix (to 1e-9, tested)."""
+    Default: only the windows touching unknown pixels are evaluated, by a numba kernel
+    (``laplacian_kernels.cf_band``; memory grows with the unknown region). ``whole_image``:
+    pymatting's own numba kernel over the whole image, then the unknown rows are kept (a
+    cross-check; slower). Both give the same matrix (to 1e-9, tested)."""
     check_window_fits(split, radius)
     if whole_image:
         from pymatting.laplacian.cf_laplacian import cf_laplacian
 
         known = ~split.is_unknown.reshape(split.height, split.width)
         return reduce_full_laplacian(cf_laplacian(image01, epsilon, radius, known), split)
-    return window_reduced_system(image01, split, radius, _cf_window_matrices, epsilon)
+    from ppmatting.models import laplacian_kernels  # numba, compiled/cached on first use
+
+    ys, xs = _window_centres(split, radius)
+    band = laplacian_kernels.cf_band(np.ascontiguousarray(image01, dtype=np.float64), split.pos,
+                                     ys.astype(np.int64), xs.astype(np.int64), int(radius),
+                                     float(epsilon))
+    return _band_to_system(band, split, radius)
 
 
 def lbdm_reduced_system(image01, split, epsilon=1e-7, radius=1, whole_image=False):
@@ -244,23 +222,16 @@ def edges_to_system(split, row_pos, col, weights, diagonal_scale=1.0):
     """
     import scipy.sparse  # imported where used: keeps ``import ppmatting`` light
 
+    from ppmatting.models import laplacian_kernels  # numba, compiled/cached on first use
+
     n = split.n_unknown
-    scalar = np.ndim(weights) == 0
-    degree = np.bincount(row_pos, weights=None if scalar else weights, minlength=n)
-    if scalar:
-        degree = degree * float(weights)
-    col_pos = split.pos[col]
-    inner = col_pos >= 0
-    to_fg = ~inner & split.is_fg[col]
-    rhs = np.bincount(row_pos[to_fg], weights=None if scalar else weights[to_fg], minlength=n)
-    rhs = rhs * float(weights) if scalar else rhs
-    values = np.full(int(inner.sum()), -float(weights)) if scalar else -weights[inner]
-    rows = np.concatenate([row_pos[inner], np.arange(n)])
-    cols = np.concatenate([col_pos[inner], np.arange(n)])
-    values = np.concatenate([values, diagonal_scale * degree])
-    matrix = scipy.sparse.csr_matrix((values, (rows, cols)), shape=(n, n))
-    matrix.sum_duplicates()
-    return ReducedSystem(matrix, rhs.astype(np.float64))
+    row_pos = np.asarray(row_pos, np.int64)
+    weights = np.broadcast_to(np.asarray(weights, np.float64), row_pos.shape)
+    indptr, indices, data, rhs = laplacian_kernels.graph_rows(
+        n, row_pos, np.asarray(col, np.int64), np.ascontiguousarray(weights), split.pos,
+        split.is_fg, float(diagonal_scale))
+    matrix = scipy.sparse.csr_matrix((data, indices, indptr), shape=(n, n))
+    return ReducedSystem(matrix, rhs)
 
 
 def knn_features(image01, distance_weight):
@@ -273,20 +244,13 @@ def knn_features(image01, distance_weight):
     return features
 
 
-def _kth_window_distance(features, h, w, k, radius=2):
-    """Upper bound of each pixel's k-th nearest-neighbour distance: the k-th smallest distance to
-    the pixels of its own (2*radius+1)^2 window (itself at 0 included, as in pymatting's query)."""
-    grid = features.reshape(h, w, -1)
-    dists = np.full((h, w, (2 * radius + 1) ** 2), np.inf, dtype=np.float32)
-    index = 0
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            src = grid[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)]
-            dst = grid[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-            dists[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0), index] = \
-                np.sqrt(((src - dst) ** 2).sum(axis=2))
-            index += 1
-    return np.partition(dists, k - 1, axis=2)[:, :, k - 1].ravel()
+# position weight from which a KNN pass counts as local: its queries are pruned and answered by
+# the ring search of ``knn_kernels`` instead of a k-d tree
+LOCAL_PASS_MIN_WEIGHT = 0.5
+# the ring search scans (d_k / pixel step)^2 pixels a query, and the pixel step shrinks as the
+# image grows: measured 1.7x faster than pymatting's tree at 320 px, 1.05-1.15x at 800 px; larger
+# images use the tree
+RING_SEARCH_MAX_SIDE = 1024
 
 
 def knn_query_pixels(split, features, k, distance_weight, reverse_band=None):
@@ -307,9 +271,11 @@ def knn_query_pixels(split, features, k, distance_weight, reverse_band=None):
     known = (~split.is_unknown).reshape(h, w).astype(np.uint8)
     pixel_distance = None
     query = np.ones(h * w, dtype=bool)
-    if k <= 24 and distance_weight >= 0.5:
+    if k <= 24 and distance_weight >= LOCAL_PASS_MIN_WEIGHT:
         pixel_distance = cv2.distanceTransform(known, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).ravel()
-        bound = _kth_window_distance(features, h, w, k)
+        from ppmatting.models import knn_kernels  # numba, compiled/cached on first use
+
+        bound = knn_kernels.kth_window_distance(features, w, k, 2)
         lower = distance_weight * pixel_distance / max(max(h, w) - 1, 1)
         query = split.is_unknown | (lower <= bound * (1 + 1e-5) + 1e-7)
     if reverse_band is not None:
@@ -320,16 +286,32 @@ def knn_query_pixels(split, features, k, distance_weight, reverse_band=None):
     return np.flatnonzero(query)
 
 
+def knn_search(features, query, k, distance_weight, height, width):
+    """The k nearest pixels (int64, len(query) x k; the pixel itself included) of the pixels
+    ``query`` in ``features`` ((H*W) x 5 float32, :func:`knn_features`)."""
+    if distance_weight >= LOCAL_PASS_MIN_WEIGHT and max(height, width) <= RING_SEARCH_MAX_SIDE:
+        from ppmatting.models import knn_kernels  # numba, compiled/cached on first use
+
+        # one pixel step moves a feature by at least dw / (max(H, W) - 1); the margin covers
+        # float32 rounding of the positions
+        step = distance_weight / max(max(height, width) - 1, 1) * (1 - 1e-5)
+        return knn_kernels.query_rings(features, np.asarray(query, np.int64), k, width, step)
+    from pymatting.util.kdtree import KDTree  # numba; compiled and cached on first use
+
+    _, neighbours = KDTree(features).query(features[query], k)
+    return neighbours
+
+
 def knn_reduced_system(image01, split, n_neighbors=(20, 10), distance_weights=(2.0, 0.1),
                        reverse_band=None):
     """KNN matting Laplacian (Chen et al. 2013, pymatting's ``knn_laplacian`` with its binary
     kernel) reduced to the unknown pixels.
 
-    For each pass (k, dw): KD-tree over all pixels' features, queries from
-    :func:`knn_query_pixels`; edge i -> j of weight 1 for each neighbour j of a queried pixel i.
-    ``W = K + K^T`` as in pymatting.
+    For each pass (k, dw): the k nearest pixels of the pixels from :func:`knn_query_pixels`
+    (local passes: ``knn_kernels.query_rings``; others: pymatting's k-d tree, same features);
+    edge i -> j of weight 1 for each neighbour j of a queried pixel i. ``W = K + K^T`` as in
+    pymatting.
     """
-    from pymatting.util.kdtree import KDTree  # numba; compiled and cached on first use
 
     h, w = split.height, split.width
     if len(n_neighbors) != len(distance_weights):
@@ -342,11 +324,9 @@ def knn_reduced_system(image01, split, n_neighbors=(20, 10), distance_weights=(2
             raise InputError(f"KNN: n_neighbors={k} needs 1 <= k <= number of pixels ({h * w})")
         features = knn_features(image01, float(dw))
         query = knn_query_pixels(split, features, k, float(dw), reverse_band)
-        tree = KDTree(features)
-        _, neighbours = tree.query(features[query], k)
-        neighbours = neighbours.astype(split.pos.dtype)
+        neighbours = knn_search(features, query, k, float(dw), h, w).astype(split.pos.dtype)
         query = query.astype(split.pos.dtype)
-        del tree, features
+        del features
         # W = K + K^T: row u holds u's own neighbours (forward) ...
         query_pos = split.pos[query]
         forward = query_pos >= 0
