@@ -14,8 +14,19 @@ Imported only when KNN matting runs, never at ``import ppmatting``.
 import numba
 import numpy as np
 
+
+@numba.njit(inline="always")
+def _squared_distance(points, p, j):
+    distance = np.float32(0.0)
+    for d in range(points.shape[1]):
+        diff = points[p, d] - points[j, d]
+        distance += diff * diff
+    return distance
+
+
 @numba.njit(inline="always")
 def _insert(best_d, best_i, distance, index):
+    """Insert (distance, index) into the ascending k-best lists, dropping the last entry."""
     k = best_d.size
     t = k - 1
     while t > 0 and best_d[t - 1] > distance:
@@ -32,7 +43,7 @@ def query_rings(points, queries, k, width, pixel_step):
     grid. Exact when the features hold the position scaled so that one pixel step adds at least
     ``pixel_step`` to the distance (ring r is at least ``r * pixel_step`` away): the search stops
     at the first ring that cannot hold anything closer than the current k-th neighbour."""
-    n, dims = points.shape
+    n = points.shape[0]
     height = n // width
     out = np.empty((queries.size, k), np.int64)
     max_ring = max(height, width)
@@ -52,10 +63,7 @@ def query_rings(points, queries, k, width, pixel_step):
                 for x in range(px - ring, px + ring + 1, step):
                     if 0 <= x < width:
                         j = y * width + x
-                        distance = np.float32(0.0)
-                        for d in range(dims):
-                            diff = points[p, d] - points[j, d]
-                            distance += diff * diff
+                        distance = _squared_distance(points, p, j)
                         if distance < best_d[k - 1]:
                             _insert(best_d, best_i, distance, j)
         out[qi] = best_i
@@ -67,24 +75,18 @@ def kth_window_distance(points, width, k, radius):
     """For every pixel, the k-th smallest feature distance (not squared) to the pixels of its
     own (2 radius + 1)^2 window, itself at 0 included (inf when the window holds fewer than k
     pixels): an upper bound of its k-th nearest-neighbour distance."""
-    n, dims = points.shape
+    n = points.shape[0]
     height = n // width
     out = np.empty(n, np.float32)
     for p in numba.prange(n):
         py, px = p // width, p % width
-        best = np.full(k, np.inf, np.float32)
+        best_d = np.full(k, np.inf, np.float32)
+        best_i = np.empty(k, np.int64)
         for y in range(max(py - radius, 0), min(py + radius + 1, height)):
             for x in range(max(px - radius, 0), min(px + radius + 1, width)):
                 j = y * width + x
-                distance = np.float32(0.0)
-                for d in range(dims):
-                    diff = points[p, d] - points[j, d]
-                    distance += diff * diff
-                if distance < best[k - 1]:
-                    t = k - 1
-                    while t > 0 and best[t - 1] > distance:
-                        best[t] = best[t - 1]
-                        t -= 1
-                    best[t] = distance
-        out[p] = np.sqrt(best[k - 1])
+                distance = _squared_distance(points, p, j)
+                if distance < best_d[k - 1]:
+                    _insert(best_d, best_i, distance, j)
+        out[p] = np.sqrt(best_d[k - 1])
     return out

@@ -11,9 +11,10 @@ build directly. Facts (formulas, default parameters, window conventions) follow 
   learning-based: numpy in chunks), so memory grows with the unknown region. Optionally
   pymatting's whole-image builder, keeping the unknown rows. pymatting evaluates windows centred
   at ``r <= y < h - r``, ``r <= x < w - r``; so do we.
-* KNN: neighbours come from pymatting's KD-tree (same features, same ties). Rows of unknown pixels
-  need each unknown pixel's neighbours and every pixel that lists an unknown pixel among its own
-  neighbours; :func:`knn_query_pixels` says which pixels that takes.
+* KNN: exact neighbours in pymatting's features (its k-d tree, or for the local pass an exact
+  ring search on the pixel grid: :func:`knn_search`; tied distances may resolve differently).
+  Rows of unknown pixels need each unknown pixel's neighbours and every pixel that lists an
+  unknown pixel among its own neighbours; :func:`knn_query_pixels` says which pixels that takes.
 * Random walk: pymatting's weight kernel, symmetric form ``(1 + reg) D - W``.
 * Large kernel (LKM): a matrix-free operator (box filters), restricted to the unknown pixels.
 

@@ -214,9 +214,10 @@ def direct_solve(matrix, rhs, info=None, geometry=None):
 
 # ---- memory estimates (bytes), used to refuse before allocating ---------------------------------
 def direct_bytes(n_unknown, nnz):
-    """SuperLU's L and U for a 2-D window Laplacian: measured 170-245 entries per unknown pixel
-    at 39k-179k unknowns (~14 log2 n); we budget 20 log2 n at 12 bytes (float64, the fallback)
-    plus 50% workspace."""
+    """Exact factors of a 2-D window Laplacian: SuperLU's L and U measured 170-245 entries per
+    unknown pixel at 39k-179k unknowns (~14 log2 n), the multifrontal Cholesky 80-148
+    (``benchmarks/bench_direct_solvers.py``); we budget 20 log2 n at 12 bytes (float64, the
+    fallback) plus 50% workspace."""
     if n_unknown == 0:
         return 0
     fill = 20.0 * math.log2(max(n_unknown, 2)) * n_unknown + nnz
