@@ -32,7 +32,7 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 
 from ppmatting.metrics import compute_metrics  # noqa: E402
-from ppmatting.models import classical  # noqa: E402
+from ppmatting.ml import methods as classical  # noqa: E402
 from ppmatting.utils.io import read_alpha, read_image, read_trimap  # noqa: E402
 
 SHARED_SET = os.path.join(os.path.dirname(ROOT), "shared", "data", "alphamatting-dev")

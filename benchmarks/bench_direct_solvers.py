@@ -25,10 +25,10 @@ import numpy as np  # noqa: E402
 import scipy.sparse.linalg  # noqa: E402
 
 from bench_classical import load_shared_set, load_val_set  # noqa: E402
-from ppmatting.models import laplacians as lap  # noqa: E402
-from ppmatting.models import multifrontal  # noqa: E402
-from ppmatting.models import sparse_solve as ss  # noqa: E402
-from ppmatting.models.classical import pixel_geometry  # noqa: E402
+from ppmatting.ml import laplacians as lap  # noqa: E402
+from ppmatting.ml import multifrontal  # noqa: E402
+from ppmatting.ml import sparse_solve as ss  # noqa: E402
+from ppmatting.ml.methods import pixel_geometry  # noqa: E402
 from ppmatting.utils.io import read_image, read_trimap  # noqa: E402
 
 

@@ -38,7 +38,7 @@ def make_frame(height=2160, width=3840, ring_half_width=49.5):
 def run_one(method):
     """In this process: matte the frame with ``method``; print one table row."""
     sys.path.insert(0, ROOT)
-    from ppmatting.models import classical
+    from ppmatting.ml import methods as classical
 
     image, trimap = make_frame()
     model = getattr(classical, MODELS[method])()

@@ -12,3 +12,4 @@ warnings.filterwarnings("ignore", message="No ccache found")
 
 from ppmatting import cvlibs, utils  # noqa: F401
 from ppmatting import datasets, transforms, models, losses, metrics  # noqa: F401
+from ppmatting import ml  # noqa: F401  (classical matting)

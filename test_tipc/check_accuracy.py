@@ -71,7 +71,7 @@ def inference_pairs(config_path, mode):
 
 
 def check_export(config_path, mode, out_dir, model_path):
-    from ppmatting.core.predict import load_model
+    from ppmatting.core.loader import load_model
     from ppmatting.deploy.info import load_deploy_info
     from ppmatting.deploy.predictor import MattingPredictor
 

@@ -11,6 +11,7 @@ import pytest
 
 from ppmatting.transforms.trimap import trimap_from_alpha
 from ppmatting.utils import compose
+from ppmatting.apps.background import fit_image
 from ppmatting.utils.foreground import estimate_foreground
 from ppmatting.utils.io import read_alpha, read_image, write_image
 from ppmatting.utils.compose import composite
@@ -98,7 +99,7 @@ def test_bg_replace_cli_writes_every_composite(scene_dir, tmp_path):
     red = read_image(out / "photo_bg_red.png")
     assert np.allclose(red[background], [1, 0, 0], atol=1 / 255)
     # --bg_fit tile: the 50x30 picture repeats at its own size, unscaled
-    tiled = compose.fit_image(read_image(scene_dir / "beach.jpg"), image.shape[:2], "tile")
+    tiled = fit_image(read_image(scene_dir / "beach.jpg"), image.shape[:2], "tile")
     on_beach = read_image(out / "photo_bg_beach.png")
     assert np.abs(on_beach[background] - tiled[background]).max() <= 1.5 / 255
     assert np.abs(on_beach[trimap == 255] - image[trimap == 255]).max() < 0.03

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from ppmatting.cvlibs import manager
-from ppmatting.models import classical
-from ppmatting.models import laplacians as lap
-from ppmatting.models import sparse_solve as ss
+from ppmatting.ml import methods as classical
+from ppmatting.ml import laplacians as lap
+from ppmatting.ml import sparse_solve as ss
 from ppmatting.models.base import check_matting_inputs, force_known
 from ppmatting.utils.errors import ConfigError, InputError
 from ppmatting.utils.io import read_alpha, write_image

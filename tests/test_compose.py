@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 
 from ppmatting.utils import compose
+from ppmatting.apps import background
+from ppmatting.apps import compare
 from ppmatting.utils.errors import InputError
 from ppmatting.utils.io import read_image, write_image
 
@@ -19,34 +21,34 @@ from ppmatting.utils.io import read_image, write_image
     (" 0, 255 ,0 ", (0, 255, 0)),
 ])
 def test_parse_color_forms(text, expected):
-    assert compose.parse_color(text) == pytest.approx(tuple(v / 255 for v in expected))
+    assert background.parse_color(text) == pytest.approx(tuple(v / 255 for v in expected))
 
 
 @pytest.mark.parametrize("text", ["#12345", "#gg0000", "300,0,0", "1,2", "a,b,c", "-1,0,0"])
 def test_malformed_colours_are_one_line_errors(text):
     with pytest.raises(InputError) as info:
-        compose.parse_color(text)
+        background.parse_color(text)
     assert text.strip() in str(info.value) and "\n" not in str(info.value)
 
 
 def test_parse_color_returns_none_for_non_colours():
-    assert compose.parse_color("beach.jpg") is None
-    assert compose.parse_color("whitish") is None
+    assert background.parse_color("beach.jpg") is None
+    assert background.parse_color("whitish") is None
 
 
 def test_parse_background_kinds(tmp_path):
     photo = tmp_path / "beach.jpg"
     write_image(photo, np.full((10, 20, 3), 200, np.uint8))
-    image_bg = compose.parse_background(str(photo))
+    image_bg = background.parse_background(str(photo))
     assert image_bg.kind == "image" and image_bg.image01.shape == (10, 20, 3)
     assert image_bg.tag == "beach" and image_bg.label == "beach.jpg"
-    blur = compose.parse_background("blur:7.5")
+    blur = background.parse_background("blur:7.5")
     assert blur.kind == "blur" and blur.sigma == 7.5 and blur.tag == "blur7.5"
     assert blur.label == "blur:7.5"
-    assert compose.parse_background("blur").sigma == compose.DEFAULT_BLUR_SIGMA
-    colour = compose.parse_background("#00FF00")
+    assert background.parse_background("blur").sigma == background.DEFAULT_BLUR_SIGMA
+    colour = background.parse_background("#00FF00")
     assert colour.kind == "color" and colour.color01 == (0.0, 1.0, 0.0) and colour.tag == "00FF00"
-    assert compose.parse_background("10,20,30").tag == "10-20-30"
+    assert background.parse_background("10,20,30").tag == "10-20-30"
 
 
 @pytest.mark.parametrize("spec, fragment", [
@@ -58,7 +60,7 @@ def test_parse_background_kinds(tmp_path):
 ])
 def test_bad_backgrounds(spec, fragment):
     with pytest.raises(InputError) as info:
-        compose.parse_background(spec)
+        background.parse_background(spec)
     assert fragment in str(info.value)
 
 
@@ -66,7 +68,7 @@ def test_unreadable_background_names_the_file(tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg at all")
     with pytest.raises(InputError) as info:
-        compose.parse_background(str(broken))
+        background.parse_background(str(broken))
     assert str(broken) in str(info.value)
 
 
@@ -76,11 +78,11 @@ def _gradient(height, width):
     return np.stack([xx / max(width - 1, 1), yy / max(height - 1, 1), np.zeros_like(xx)], axis=2)
 
 
-@pytest.mark.parametrize("mode", compose.FIT_MODES)
+@pytest.mark.parametrize("mode", background.FIT_MODES)
 @pytest.mark.parametrize("source, target", [((40, 60), (30, 30)), ((400, 600), (360, 400)),
                                             ((20, 10), (50, 70)), ((33, 17), (33, 17))])
 def test_fit_gives_target_size(mode, source, target):
-    out = compose.fit_image(_gradient(*source), target, mode)
+    out = background.fit_image(_gradient(*source), target, mode)
     assert out.shape == (*target, 3) and out.dtype == np.float32
     assert 0.0 <= out.min() and out.max() <= 1.0
 
@@ -90,16 +92,16 @@ def test_cover_keeps_aspect_ratio_and_centres():
     # from each side; the centre stays in the centre and nothing is squeezed
     bg = np.zeros((40, 80, 3), np.float32)
     bg[:, 38:42] = 1.0
-    out = compose.fit_image(bg, (40, 40), "cover")
+    out = background.fit_image(bg, (40, 40), "cover")
     assert np.allclose(out[:, 18:22], 1.0) and np.allclose(out[:, :17], 0.0)
-    stretched = compose.fit_image(bg, (40, 40), "stretch")
+    stretched = background.fit_image(bg, (40, 40), "stretch")
     bright_cols = np.where(stretched[20, :, 0] > 0.5)[0]
     assert len(bright_cols) <= 3  # squeezed to half width
 
 
 def test_cover_upscales_a_small_picture():
     bg = _gradient(10, 20)
-    out = compose.fit_image(bg, (40, 40), "cover")
+    out = background.fit_image(bg, (40, 40), "cover")
     # scale 4 -> 40 x 80, crop 20 px left and right: the red ramp spans only the middle half
     assert 0.2 < out[20, 0, 0] < 0.3 and 0.7 < out[20, -1, 0] < 0.8
     assert out[0, 20, 1] < 0.05 and out[-1, 20, 1] > 0.95
@@ -107,23 +109,23 @@ def test_cover_upscales_a_small_picture():
 
 def test_tile_repeats_without_scaling():
     bg = _gradient(7, 5)
-    out = compose.fit_image(bg, (20, 12), "tile")
+    out = background.fit_image(bg, (20, 12), "tile")
     assert np.array_equal(out[:7, :5], bg) and np.array_equal(out[7:14, 5:10], bg)
     assert np.array_equal(out[14:20, 10:12], bg[:6, :2])
 
 
 def test_unknown_fit_mode():
     with pytest.raises(InputError):
-        compose.fit_image(_gradient(4, 4), (4, 4), "zoom")
+        background.fit_image(_gradient(4, 4), (4, 4), "zoom")
 
 
 # ---- rendering and compositing -------------------------------------------------------------------
 def test_render_colour_and_image(tmp_path):
-    colour = compose.render_background(compose.parse_background("red"), (5, 6))
+    colour = background.render_background(background.parse_background("red"), (5, 6))
     assert colour.shape == (5, 6, 3) and np.allclose(colour, [1, 0, 0])
     path = tmp_path / "bg.png"
     write_image(path, _gradient(30, 60))
-    image = compose.render_background(compose.parse_background(str(path)), (30, 30), "cover")
+    image = background.render_background(background.parse_background(str(path)), (30, 30), "cover")
     assert image.shape == (30, 30, 3)
 
 
@@ -134,7 +136,7 @@ def test_blurred_background_does_not_smear_the_subject():
     alpha = np.zeros((64, 64), np.float32)
     image[16:48, 16:48] = 1.0
     alpha[16:48, 16:48] = 1.0
-    bg = compose.blurred_background(image, alpha, sigma=6)
+    bg = background.blurred_background(image, alpha, sigma=6)
     ring = np.zeros((64, 64), bool)
     ring[10:54, 10:54] = True
     ring[16:48, 16:48] = False
@@ -166,7 +168,7 @@ def test_cutout_rgba_bits():
 def test_compare_picture_layout(tmp_path):
     panels = [("input", np.zeros((40, 60, 3), np.float32)), ("trimap", np.full((40, 60), 128, np.uint8)),
               ("alpha", np.ones((80, 120), np.float32))]
-    picture = compose.compare_picture(panels, gap=4, label_height=20)
+    picture = compare.compare_picture(panels, gap=4, label_height=20)
     # every panel is scaled to 40 px height: 60 + 60 + 60 wide, plus 4 gaps of 4
     assert picture.shape == (40 + 20 + 8, 60 * 3 + 16, 3) and picture.dtype == np.uint8
     path = tmp_path / "compare.jpg"

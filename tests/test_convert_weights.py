@@ -19,7 +19,7 @@ import pytest
 
 import ppmatting  # noqa: F401
 from ppmatting.cvlibs.config import Config
-from ppmatting.models import weights
+from ppmatting import weights
 from ppmatting.models.dim import dim_vgg16, dim_vgg16_paddleseg
 from ppmatting.utils.errors import InputError
 

@@ -15,7 +15,7 @@ from paddle.utils import download as paddle_download
 import ppmatting  # noqa: F401 - fills the registries
 from ppmatting.cvlibs import manager
 from ppmatting.cvlibs.config import Config
-from ppmatting.models import weights
+from ppmatting import weights
 from ppmatting.models.decoders.plain_decoder import max_unpool_to
 from ppmatting.models.dim import DIM, dim_vgg16, dim_vgg16_paddleseg
 from ppmatting.models.backbones import VGG16, PaddleSegVGG16

@@ -15,8 +15,8 @@ import yaml
 
 import ppmatting  # noqa: F401
 from ppmatting.cvlibs import manager
-from ppmatting.deploy.export import (check_inputs, dygraph_alpha, export_model,
-                                     not_a_network_message)
+from ppmatting.core.loader import not_a_network_message
+from ppmatting.deploy.export import check_inputs, dygraph_alpha, export_model
 from ppmatting.deploy.info import load_deploy_info
 from ppmatting.deploy.predictor import (MattingPredictor, PredictorOptions, build_config,
                                         group_by_shape, tensorrt_shape_ranges)

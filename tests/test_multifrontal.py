@@ -13,10 +13,10 @@ import scipy.sparse
 import scipy.sparse.linalg
 from scipy.spatial import cKDTree
 
-from ppmatting.models import laplacians as lap
-from ppmatting.models import multifrontal as mf
-from ppmatting.models import sparse_solve as ss
-from ppmatting.models.classical import pixel_geometry
+from ppmatting.ml import laplacians as lap
+from ppmatting.ml import multifrontal as mf
+from ppmatting.ml import sparse_solve as ss
+from ppmatting.ml.methods import pixel_geometry
 
 
 # ---- pixel sets and matrices ---------------------------------------------------------------------
@@ -237,7 +237,7 @@ def test_factor_handles_duplicate_entries_and_matches_solve_system():
 
 
 def test_permute_symmetric_is_p_a_pt():
-    from ppmatting.models import multifrontal_kernels as kernels
+    from ppmatting.ml import multifrontal_kernels as kernels
 
     ys, xs = region("two_blobs", seed=7)
     matrix = local_spd(ys, xs, 1, seed=8)
@@ -414,9 +414,9 @@ def test_band_build_equals_whole_image_build_at_the_border(radius):
 # ---- 6. import cost ------------------------------------------------------------------------------
 def test_import_ppmatting_loads_no_numba_kernels(repo_root):
     code = ("import sys, ppmatting\n"
-            "bad = [m for m in ('numba', 'ppmatting.models.multifrontal',\n"
-            "                   'ppmatting.models.multifrontal_kernels',\n"
-            "                   'ppmatting.models.laplacian_kernels') if m in sys.modules]\n"
+            "bad = [m for m in ('numba', 'ppmatting.ml.multifrontal',\n"
+            "                   'ppmatting.ml.multifrontal_kernels',\n"
+            "                   'ppmatting.ml.laplacian_kernels') if m in sys.modules]\n"
             "assert not bad, bad\n"
             "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,

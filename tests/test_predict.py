@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ppmatting.core import predict as core
+from ppmatting.core.writer import ResultWriter
 from ppmatting.transforms.trimap import trimap_from_alpha
 from ppmatting.utils.io import read_alpha, read_image, write_image
 from ppmatting.utils.compose import composite
@@ -114,8 +115,8 @@ def test_loop_continues_after_a_broken_image_and_writes_nothing_for_it(tmp_path)
         return (trimap_u8 / 255.0).astype(np.float32)
 
     jobs = core.collect_jobs(images, trimaps)
-    summary = core.predict(matte, jobs, out, foreground_fn=lambda image, alpha: image,
-                           progress=False, stream=open(os.devnull, "w"))
+    writer = ResultWriter(str(out), foreground_fn=lambda image, alpha: image)
+    summary = core.predict(matte, jobs, writer, progress=False, stream=open(os.devnull, "w"))
     assert [r.job.name for r in summary.done] == ["a", "c"] and len(seen) == 2
     assert len(summary.failed) == 1 and str(images / "b.png") in summary.failed[0][1]
     assert sorted(os.listdir(out)) == ["a_alpha.png", "a_rgba.png", "c_alpha.png", "c_rgba.png"]
@@ -129,8 +130,9 @@ def test_failed_write_leaves_no_partial_outputs(tmp_path):
     job = core.Job(image_path="x.png", name="x")
     image = np.full((8, 8, 3), 0.5, np.float32)
     with pytest.raises(OSError):
-        core.matte_and_save(lambda im, tri: np.full((8, 8), 0.5, np.float32), job, out, image,
-                            np.full((8, 8), 128, np.uint8), foreground_fn=lambda im, a: im)
+        core.matte_and_save(lambda im, tri: np.full((8, 8), 0.5, np.float32), job,
+                            ResultWriter(str(out), fg_estimate=False), image,
+                            np.full((8, 8), 128, np.uint8))
     assert sorted(os.listdir(out)) == ["x_rgba.png"]
     assert not any(name.startswith(".tmp") for name in os.listdir(out))
 

@@ -142,7 +142,7 @@ def read_params(path):
 
 
 def optimizer_state(folder):
-    from ppmatting.core.train import optimizer_state_by_structure
+    from ppmatting.core.checkpoint import optimizer_state_by_structure
     names = json.loads((folder / "train_state.json").read_text())["parameter_names"]
     state = optimizer_state_by_structure(paddle.load(str(folder / "model.pdopt")), names)
     return {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v) for k, v in state.items()

@@ -27,7 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from ppmatting.core import predict as core  # noqa: E402
-from ppmatting.utils import compose  # noqa: E402
+from ppmatting.apps.background import BACKGROUND_HELP, FIT_MODES, parse_background  # noqa: E402
+from ppmatting.core.writer import Composite, ResultWriter  # noqa: E402
 from ppmatting.utils.errors import InputError, run_cli  # noqa: E402
 
 OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -39,8 +40,8 @@ def parse_args(argv=None):
     core.add_model_arguments(parser)
     core.add_trimap_arguments(parser, "the photo (one image file)")
     parser.add_argument("--background", nargs="+", required=True, metavar="BG",
-                        help=compose.BACKGROUND_HELP + "; several give one composite each")
-    parser.add_argument("--bg_fit", choices=compose.FIT_MODES, default="cover",
+                        help=BACKGROUND_HELP + "; several give one composite each")
+    parser.add_argument("--bg_fit", choices=FIT_MODES, default="cover",
                         help="how an image background is fitted to the photo (default cover: keep "
                              "the aspect ratio, scale to cover, crop the centre)")
     parser.add_argument("--save_dir", default="output/bg_replace", help="output folder")
@@ -89,30 +90,17 @@ def main(argv=None):
     # --background costs nothing and leaves nothing half-written
     jobs = core.collect_jobs(args.image_path, args.trimap_path, args.trimap_from_mask)
     job = jobs[0]
-    backgrounds = [compose.parse_background(spec) for spec in args.background]
+    backgrounds = [parse_background(spec) for spec in args.background]
     out_paths, ext = composite_paths(args.save_dir, job.name, backgrounds, args.save_name)
     matter = core.load_matter(args.config, args.model_path, args.opts, fast=not args.dygraph)
     image01, trimap_u8 = core.read_job(job, matter.needs_trimap, args.unknown_width)
 
     alpha01 = core.matte_one(matter.matte, image01, trimap_u8, job.image_path)
-    fg01 = core.default_foreground(image01, alpha01)
-    paths = core.output_paths(args.save_dir, job.name)
-    items = [(paths["alpha"], core.alpha_to_save(alpha01)),
-             (paths["rgba"], compose.cutout_rgba(fg01, alpha01))]
-    composites = []
-    for background, path in zip(backgrounds, out_paths):
-        bg01 = compose.render_background(background, alpha01.shape, args.bg_fit, image01, alpha01)
-        composites.append((background, compose.composite(fg01, alpha01, bg01)))
-        items.append((path, composites[-1][1]))
-    if args.compare:
-        panels = [("input", image01)]
-        if trimap_u8 is not None:
-            panels.append(("trimap", trimap_u8))
-        panels.append(("alpha", alpha01))
-        panels += [(f"on {bg.label}", image) for bg, image in composites]
-        compare_path = os.path.join(args.save_dir, f"{job.name}_compare{ext}")
-        items.append((compare_path, compose.compare_picture(panels)))
-    written = core.write_all_or_nothing(items)
+    writer = ResultWriter(args.save_dir, bg_fit=args.bg_fit,
+                          composites=[Composite(bg, os.path.basename(path))
+                                      for bg, path in zip(backgrounds, out_paths)],
+                          compare_name=f"{job.name}_compare{ext}" if args.compare else None)
+    written = list(writer.save(job.name, image01, alpha01, trimap_u8).paths.values())
     print(f"matted {job.image_path} with {matter.description}")
     for path in written:
         print(f"wrote {path}")

@@ -70,7 +70,7 @@ def _print_names(title, names, limit=20):
 def main(argv=None):
     args = parse_args(argv)
     import ppmatting  # noqa: F401 - fills the registries for --config
-    from ppmatting.models import weights
+    from ppmatting import weights
 
     if os.path.abspath(args.input) == os.path.abspath(args.output):
         raise InputError(f"{args.output}: output would overwrite the input")

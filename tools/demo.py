@@ -17,7 +17,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from ppmatting.core import predict as core  # noqa: E402
-from ppmatting.utils import compose  # noqa: E402
+from ppmatting.apps.background import parse_background  # noqa: E402
+from ppmatting.core.writer import Composite, ResultWriter  # noqa: E402
 from ppmatting.utils.errors import run_cli  # noqa: E402
 from ppmatting.utils.io import read_alpha  # noqa: E402
 
@@ -51,29 +52,18 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
     config = args.config or (DIM_CONFIG if args.model_path else CLASSICAL_CONFIG)
-    backgrounds = [compose.parse_background(os.path.join(DEMO_DIR, "new_background.jpg")),
-                   compose.parse_background(args.color)]
+    backgrounds = [parse_background(os.path.join(DEMO_DIR, "new_background.jpg")),
+                   parse_background(args.color)]
     job = core.Job(image_path=os.path.join(DEMO_DIR, "demo.png"), name="demo",
                    trimap_path=os.path.join(DEMO_DIR, "demo_trimap.png"))
     matter = core.load_matter(shown(config), args.model_path)
     print(f"matting {shown(job.image_path)} with {matter.description} ...", flush=True)
     image01, trimap_u8 = core.read_job(job, matter.needs_trimap)
     alpha01 = core.matte_one(matter.matte, image01, trimap_u8, job.image_path)
-    fg01 = core.default_foreground(image01, alpha01)
-
-    paths = core.output_paths(args.save_dir, job.name)
-    items = [(paths["alpha"], core.alpha_to_save(alpha01)),
-             (paths["rgba"], compose.cutout_rgba(fg01, alpha01))]
-    panels = [("input", image01), ("trimap", trimap_u8), ("alpha", alpha01)]
-    for background in backgrounds:
-        bg01 = compose.render_background(background, alpha01.shape, "cover", image01, alpha01)
-        result = compose.composite(fg01, alpha01, bg01)
-        paths[f"on {background.tag}"] = os.path.join(args.save_dir, f"demo_bg_{background.tag}.jpg")
-        items.append((paths[f"on {background.tag}"], result))
-        panels.append((f"on {background.label}", result))
-    paths["compare"] = os.path.join(args.save_dir, "demo_compare.jpg")
-    items.append((paths["compare"], compose.compare_picture(panels)))
-    core.write_all_or_nothing(items)
+    writer = ResultWriter(args.save_dir,
+                          composites=[Composite(bg, f"{{name}}_bg_{bg.tag}.jpg") for bg in backgrounds],
+                          compare_name="{name}_compare.jpg")
+    paths = writer.save(job.name, image01, alpha01, trimap_u8).paths
 
     from ppmatting.metrics import compute_metrics
     truth01 = read_alpha(os.path.join(DEMO_DIR, "demo_alpha.png"))

@@ -25,17 +25,17 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from ppmatting.utils.errors import InputError, run_cli  # noqa: E402
+from ppmatting.utils.cli import add_config_arguments  # noqa: E402
+from ppmatting.utils.errors import run_cli  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True,
-                        help="model config, e.g. configs/dim/dim-vgg16.yml")
-    parser.add_argument("--model_path", default=None,
-                        help="trained weights (.pdparams from tools/train.py or a published DIM "
-                             "checkpoint)")
+    add_config_arguments(parser, config_required=True,
+                         config_help="model config, e.g. configs/dim/dim-vgg16.yml",
+                         model_path_help="trained weights (.pdparams from tools/train.py or a "
+                                         "published DIM checkpoint)")
     parser.add_argument("--save_dir", default="output/export", help="output folder")
     parser.add_argument("--input_shape", nargs=4, type=int, default=None,
                         metavar=("N", "C", "H", "W"),
@@ -48,38 +48,19 @@ def parse_args(argv=None):
                         help="largest allowed alpha difference from the dynamic graph")
     parser.add_argument("--random_weights", action="store_true",
                         help="export the untrained initial weights (speed tests only)")
-    parser.add_argument("--opts", nargs="+", default=None, metavar="KEY=VALUE",
-                        help="override config keys")
     return parser.parse_args(argv)
-
-
-def build_network(config_path, model_path, opts=None, random_weights=False):
-    """The config's model with its weights, ready to export. Classical models are refused with a
-    message that says why."""
-    from ppmatting.cvlibs.config import Config
-    from ppmatting.deploy.export import not_a_network_message
-
-    model = Config(config_path, opts=opts).model
-    if not getattr(model, "is_network", False):
-        raise InputError(not_a_network_message(model, config_path))
-    if model_path:
-        from ppmatting.models.weights import load_weights
-        load_weights(model, model_path)
-    elif not getattr(model, "pretrained", None) and not random_weights:
-        raise InputError(f"{config_path}: {type(model).__name__} has no trained weights; pass "
-                         f"--model_path W (or --random_weights for a speed test)")
-    model.eval()
-    return model
 
 
 @run_cli
 def main(argv=None):
     args = parse_args(argv)
     import ppmatting  # noqa: F401  (fills the registries)
+    from ppmatting.core.loader import load_model
     from ppmatting.deploy.export import export_model, parse_check_sizes
 
     shapes = parse_check_sizes(args.check_sizes, args.input_shape)
-    model = build_network(args.config, args.model_path, args.opts, args.random_weights)
+    model = load_model(args.config, args.model_path, args.opts, networks_only=True,
+                       random_weights=args.random_weights)
     print(f"exporting {type(model).__name__} ({getattr(model, 'variant', '?')}) from "
           f"{args.config}" + (f", weights {args.model_path}" if args.model_path else ""),
           flush=True)

@@ -24,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from ppmatting.core import predict as core  # noqa: E402
+from ppmatting.core.writer import ResultWriter  # noqa: E402
 from ppmatting.utils.errors import run_cli  # noqa: E402
 
 
@@ -50,9 +51,10 @@ def main(argv=None):
     matter = core.load_matter(args.config, args.model_path, args.opts, fast=not args.dygraph)
     core.check_trimaps_given(jobs, matter.needs_trimap)
     print(f"{len(jobs)} image(s), {matter.description}", flush=True)
-    summary = core.predict(matter.matte, jobs, args.save_dir, needs_trimap=matter.needs_trimap,
-                           unknown_width=args.unknown_width, bits=16 if args.alpha_16bit else 8,
-                           save_rgba=not args.no_rgba, progress=not args.quiet,
+    writer = ResultWriter(args.save_dir, bits=16 if args.alpha_16bit else 8,
+                          save_rgba=not args.no_rgba)
+    summary = core.predict(matter.matte, jobs, writer, needs_trimap=matter.needs_trimap,
+                           unknown_width=args.unknown_width, progress=not args.quiet,
                            keep_going=len(jobs) > 1)
     if len(summary.done) == 1 and not summary.failed:
         for kind, path in summary.done[0].paths.items():

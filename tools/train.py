@@ -23,7 +23,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from ppmatting.cvlibs.config import add_config_arguments  # noqa: E402
+from ppmatting.utils.cli import add_config_arguments  # noqa: E402
 from ppmatting.utils.errors import ConfigError, run_cli  # noqa: E402
 
 TRAIN_KEYS = {
@@ -39,7 +39,8 @@ DEFAULTS = {"save_interval": 1000, "log_iters": 10, "keep_checkpoint_max": 5, "n
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_arguments(parser)
+    add_config_arguments(parser, model_path=False,
+                         config_help="training config, e.g. configs/dim/dim-vgg16-stage1.yml")
     parser.add_argument("--iters", type=int, default=None, help="total iterations (config: iters)")
     parser.add_argument("--batch_size", type=int, default=None,
                         help="samples per iteration per process (config: batch_size)")
@@ -144,7 +145,8 @@ def main(argv=None):
         progress_bar=args.progress_bar, **options)
     settings.validate()
     if args.use_vdl and rank == 0:
-        core.require_visualdl()  # fail before the slow model build
+        from ppmatting.core.train_log import require_visualdl
+        require_visualdl()  # fail before the slow model build
 
     train_dataset = cfg.train_dataset
     if train_dataset is None:

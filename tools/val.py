@@ -26,15 +26,15 @@ sys.path.insert(0, ROOT)
 
 from ppmatting.core import val as core  # noqa: E402
 from ppmatting.metrics import DEFAULT_TRIMAP_RADIUS, METRIC_NAMES  # noqa: E402
+from ppmatting.utils.cli import add_config_arguments  # noqa: E402
 from ppmatting.utils.errors import ConfigError, InputError, run_cli  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=None, help="model config (YAML); gives the model and, "
-                        "unless --dataset_root/--val_file are given, the val_dataset")
-    parser.add_argument("--model_path", default=None, help="trained weights for a network model")
+    add_config_arguments(parser, config_help="model config (YAML); gives the model and, unless "
+                         "--dataset_root/--val_file are given, the val_dataset")
     parser.add_argument("--dataset_root", default=None, help="folder the --val_file paths are "
                         "relative to")
     parser.add_argument("--val_file", default=None, help="list of 'image alpha [trimap]' lines")
@@ -47,14 +47,13 @@ def parse_args(argv=None):
                         help="also write each scored alpha to SAVE_DIR/results/NAME.png")
     parser.add_argument("--num_workers", type=int, default=0,
                         help="threads reading files and scoring next to the model (0: none)")
-    parser.add_argument("--opts", nargs="+", default=None, metavar="KEY=VALUE",
-                        help="override config keys, e.g. --opts model.lambda_value=50")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
 
-def _validation_set(args):
-    """(items or dataset, description) from --dataset_root/--val_file or the config."""
+def _validation_set(args, cfg=None):
+    """(items or dataset, description) from --dataset_root/--val_file or the config (``cfg``,
+    already parsed, or parsed here when only predictions are scored)."""
     if bool(args.dataset_root) != bool(args.val_file):
         raise InputError("--dataset_root and --val_file go together (the list's paths are relative "
                          "to the root)")
@@ -64,9 +63,9 @@ def _validation_set(args):
     if not args.config:
         raise InputError("nothing to evaluate on: give --dataset_root D --val_file LIST, or a "
                          "--config with a val_dataset")
-    from ppmatting.cvlibs.config import Config
-
-    cfg = Config(args.config, opts=args.opts)
+    if cfg is None:
+        from ppmatting.cvlibs.config import Config
+        cfg = Config(args.config, opts=args.opts)
     dataset = cfg.val_dataset
     if dataset is None:
         raise ConfigError(f"{args.config}: no val_dataset; add one or give --dataset_root and "
@@ -85,7 +84,14 @@ def main(argv=None):
         raise InputError("nothing to score: give --config (a model to run) or --pred_dir (saved "
                          "predictions)")
     metrics = [m.lower() for m in args.metrics]
-    samples, dataset_text = _validation_set(args)
+    cfg = model = None
+    if args.dataset_root or args.val_file:  # a wrong list is reported before the model is built
+        samples, dataset_text = _validation_set(args)
+    if not args.pred_dir:
+        from ppmatting.core.loader import load_config_and_model
+        cfg, model = load_config_and_model(args.config, args.model_path, args.opts)
+    if not (args.dataset_root or args.val_file):
+        samples, dataset_text = _validation_set(args, cfg)
     common = dict(metrics=metrics, save_dir=args.save_dir, save_results=args.save_results,
                   num_workers=args.num_workers, progress=not args.quiet,
                   trimap_radius=DEFAULT_TRIMAP_RADIUS, dataset_description=dataset_text)
@@ -101,9 +107,6 @@ def main(argv=None):
         print(f"scoring saved predictions in {args.pred_dir} against {dataset_text}", flush=True)
         summary = core.evaluate_predictions(items, args.pred_dir, **common)
     else:
-        from ppmatting.core.predict import load_model
-
-        model = load_model(args.config, args.model_path, args.opts)
         description = f"{type(model).__name__} ({args.config}" + \
             (f", weights {args.model_path})" if args.model_path else ")")
         print(f"evaluating {description} on {dataset_text}", flush=True)

@@ -29,26 +29,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
+from ppmatting.utils.cli import hw, str2bool  # noqa: E402
 from ppmatting.utils.errors import InputError, run_cli  # noqa: E402
-
-
-def str2bool(text):
-    value = str(text).strip().lower()
-    if value in ("1", "true", "yes", "on", "y"):
-        return True
-    if value in ("0", "false", "no", "off", "n"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
-
-
-def hw(text):
-    try:
-        height, width = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW (e.g. 512x512), got '{text}'") from None
-    if height < 1 or width < 1:
-        raise argparse.ArgumentTypeError(f"expected positive HxW, got '{text}'")
-    return height, width
 
 
 def parse_args(argv=None):
@@ -134,44 +116,6 @@ class Timer:
         return "\n".join(lines)
 
 
-class Writer:
-    """Post-processing and the output files of one photo."""
-
-    def __init__(self, save_dir, background=None, fg_estimate=True):
-        self.save_dir = save_dir
-        self.background = background
-        self.fg_estimate = fg_estimate
-
-    def paths(self, name):
-        paths = {"alpha": os.path.join(self.save_dir, f"{name}_alpha.png"),
-                 "rgba": os.path.join(self.save_dir, f"{name}_rgba.png")}
-        if self.background is not None:
-            paths["composite"] = os.path.join(self.save_dir, f"{name}_composite.png")
-        return paths
-
-    def foreground(self, image01, alpha01):
-        if not self.fg_estimate:
-            return image01
-        from ppmatting.core.predict import default_foreground
-
-        return default_foreground(image01, alpha01)
-
-    def save(self, name, image01, alpha01):
-        from ppmatting.core.predict import write_all_or_nothing
-        from ppmatting.utils.compose import composite, cutout_rgba, render_background
-        from ppmatting.utils.io import to_uint8
-
-        fg01 = self.foreground(image01, alpha01)
-        paths = self.paths(name)
-        items = [(paths["alpha"], to_uint8(alpha01)), (paths["rgba"], cutout_rgba(fg01, alpha01))]
-        if self.background is not None:
-            bg01 = render_background(self.background, alpha01.shape, image01=image01,
-                                     alpha01=alpha01)
-            items.append((paths["composite"], composite(fg01, alpha01, bg01)))
-        write_all_or_nothing(items)
-        return paths
-
-
 def run(predictor, jobs, writer, batch_size=1, timer=None, warmup=False, log=print):
     """Matte every job; photos wait in a queue per padded size until a batch is full (or the
     input ends), so memory holds at most ``batch_size`` photos per distinct size.
@@ -200,7 +144,7 @@ def run(predictor, jobs, writer, batch_size=1, timer=None, warmup=False, log=pri
         for row, item in enumerate(items):
             start = time.perf_counter()
             alpha01 = predictor.postprocess(alpha[row], item["trimap_u8"], item["size"])
-            written[item["name"]] = writer.save(item["name"], item["image01"], alpha01)
+            written[item["name"]] = writer.save(item["name"], item["image01"], alpha01).paths
             timer.add("post", time.perf_counter() - start)
             timer.count += 1
             log(f"{item['name']}: {written[item['name']]['alpha']}")
@@ -231,7 +175,7 @@ def main(argv=None):
     jobs = collect_pairs(args.image_path, args.trimap_path)
     background = None
     if args.background:
-        from ppmatting.utils.compose import parse_background
+        from ppmatting.apps.background import parse_background
         background = parse_background(args.background)
     options = PredictorOptions(device=args.device, cpu_threads=args.cpu_threads,
                                enable_mkldnn=args.enable_mkldnn, precision=args.precision,
@@ -240,7 +184,9 @@ def main(argv=None):
                                trt_max_hw=args.trt_max_shape, trt_max_batch=args.batch_size)
     predictor = MattingPredictor(info, options)
     print(f"{len(jobs)} photo(s); {predictor.description}", flush=True)
-    writer = Writer(args.save_dir, background, args.fg_estimate)
+    from ppmatting.core.writer import Composite, ResultWriter
+    composites = [Composite(background, "{name}_composite.png")] if background else []
+    writer = ResultWriter(args.save_dir, composites=composites, fg_estimate=args.fg_estimate)
     timer = Timer()
     if args.benchmark and args.fg_estimate:
         import numpy as np

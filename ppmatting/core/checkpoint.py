@@ -2,7 +2,7 @@
 
 A checkpoint is a folder (``output/iter_1000/``, ``output/best_model/``) holding:
 
-* ``model.pdparams``: the model's state dict (loadable by ``ppmatting.models.weights.load_weights``
+* ``model.pdparams``: the model's state dict (loadable by ``ppmatting.weights.load_weights``
   and by ``model.pretrained`` in a config, e.g. to start stage 2 from stage 1's best model);
 * ``model.pdopt``: the optimiser's state dict (Adam moments, step counters, lr-scheduler state);
 * ``rng_state.pkl``: Paddle's, NumPy's and Python's random generator states;
@@ -309,3 +309,55 @@ def prune_checkpoints(save_dir, keep, prefix="iter_"):
         os.rename(folder, trash)
         shutil.rmtree(trash, ignore_errors=True)
     return doomed
+
+
+# ---- optimiser state across processes -----------------------------------------------------------
+def parameter_names(model):
+    """``{structured name: Paddle's unique parameter name}``, e.g. ``{'decoder.deconv1.weight':
+    'conv2d_13.w_0'}``. Optimiser states are keyed by the unique names, which depend on how many
+    layers the process created before the model; the map lets a state saved in one process be
+    loaded into a model built in another (a resumed run, a test)."""
+    return {key: param.name for key, param in model.named_parameters()}
+
+
+def _rename_state_keys(state, mapping):
+    """Rename optimiser-state keys by parameter name with ``mapping`` {old name: new name}.
+
+    Accumulator keys are ``<param name>_<accumulator>_<n>`` (``conv2d_0.w_0_moment1_0``); AMP's
+    ``master_weights`` is a dict keyed by parameter name; ``LR_Scheduler`` is kept as is.
+    """
+    olds = sorted(mapping, key=len, reverse=True)  # longest first: 'conv2d_1.w_0' vs 'conv2d_11.w_0'
+
+    def rename(key):
+        if key in mapping:
+            return mapping[key]
+        for old in olds:
+            if key.startswith(old + "_"):
+                return mapping[old] + key[len(old):]
+        return key
+
+    renamed = {}
+    for key, value in state.items():
+        if key == "master_weights" and isinstance(value, dict):
+            renamed[key] = {rename(k): v for k, v in value.items()}
+        elif key == "LR_Scheduler":
+            renamed[key] = value
+        else:
+            renamed[rename(key)] = value
+    return renamed
+
+
+def optimizer_state_by_structure(state, saved_names):
+    """Optimiser state keyed by structured parameter names (``decoder.weight_moment1_0``), given
+    the ``{structured: Paddle name}`` map recorded when it was saved; comparable across runs."""
+    return _rename_state_keys(state, {paddle_name: key for key, paddle_name in saved_names.items()})
+
+
+def rename_optimizer_state(state, saved_names, model):
+    """Rename an optimiser ``state`` saved with ``saved_names`` (from :func:`parameter_names` at
+    save time) to ``model``'s current parameter names, so ``optimizer.set_state_dict`` finds them."""
+    current = parameter_names(model)
+    mapping = {old: current[key] for key, old in saved_names.items() if key in current}
+    if all(old == new for old, new in mapping.items()):
+        return state
+    return _rename_state_keys(state, mapping)

@@ -2,15 +2,14 @@
 
 Steps, one function each:
 
-* :func:`load_model` builds the config's model and loads ``--model_path`` weights;
-  :func:`load_matter` picks what runs it: an exported Paddle Inference predictor for networks
+* :func:`load_matter` (over ``ppmatting.core.loader.load_model``) picks what runs it: an exported Paddle Inference predictor for networks
   (the fast path), else ``model.predict``.
 * :func:`collect_jobs` pairs every photo with its trimap (or a rough mask to make one from), for a
   single file, a folder or a list file. Pairing is by file name: photo ``x.jpg`` goes with
   ``x.png`` or ``x_trimap.png`` in the trimap folder (``x.png`` or ``x_mask.png`` in a mask folder).
 * :func:`read_job` reads one pair into ``image01`` / ``trimap_u8``, checking sizes.
-* :func:`matte_and_save` mattes one photo, estimates the foreground colour and writes
-  ``<name>_alpha.png`` and ``<name>_rgba.png``.
+* :func:`matte_and_save` mattes one photo and writes its results with a
+  :class:`~ppmatting.core.writer.ResultWriter` (``<name>_alpha.png``, ``<name>_rgba.png``, ...).
 * :func:`predict` runs all jobs with a progress bar. A photo that fails (unreadable, no trimap,
   size mismatch) is reported on one line and the others continue; the summary lists failures.
 
@@ -26,10 +25,10 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-from ppmatting.utils.compose import cutout_rgba
+from ppmatting.core.loader import load_model
 from ppmatting.utils.errors import InputError, PPMattingError
 from ppmatting.utils.io import (IMAGE_EXTENSIONS, check_same_size, list_images, read_alpha,
-                                read_image, read_trimap, to_uint16, to_uint8, write_image)
+                                read_image, read_trimap)
 
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
 TRIMAP_SUFFIXES = ("", "_trimap")
@@ -46,36 +45,6 @@ def how_to_make_trimap(image_path="IMAGE"):
 
 
 # ---- the model -----------------------------------------------------------------------------------
-def load_model(config_path, model_path=None, opts=None):
-    """Build ``config_path``'s model; load ``model_path`` weights when given.
-
-    A network (``model.is_network``) without any trained weights (no ``--model_path`` and no
-    ``model.pretrained`` in the config) would output noise, so that is an error, not a warning.
-    Returns the model, in eval mode when it is a network.
-    """
-    from ppmatting.cvlibs.config import Config
-
-    if not config_path:
-        raise InputError("--config is required (e.g. configs/ml/closed_form.yml), unless "
-                         "--model_path is an export folder holding deploy.yaml")
-    cfg = Config(config_path, opts=opts)
-    model = cfg.model
-    is_network = bool(getattr(model, "is_network", False))
-    if model_path:
-        if not is_network:
-            raise InputError(f"{model_path}: {type(model).__name__} ({config_path}) is a classical "
-                             f"method and has no weights to load; drop --model_path")
-        from ppmatting.models.weights import load_weights
-        load_weights(model, model_path)
-    elif is_network and not getattr(model, "pretrained", None):
-        raise InputError(f"{config_path}: {type(model).__name__} is a network and has no trained "
-                         f"weights; pass --model_path W (a .pdparams from tools/train.py, or a "
-                         f"published DIM checkpoint)")
-    if is_network:
-        model.eval()
-    return model
-
-
 @dataclass
 class Matter:
     """What runs the matting: ``matte(image01, trimap_u8) -> alpha01`` plus facts for messages."""
@@ -305,41 +274,6 @@ def read_job(job, needs_trimap=True, unknown_width=DEFAULT_UNKNOWN_WIDTH):
 
 
 # ---- one photo -----------------------------------------------------------------------------------
-def default_foreground(image01, alpha01):
-    """Foreground colour estimate used for cut-outs and composites (ppmatting.utils.foreground).
-    Returns float32 H x W x 3 in [0, 1]."""
-    from ppmatting.utils.foreground import estimate_foreground
-
-    fg01 = estimate_foreground(image01, alpha01)
-    if isinstance(fg01, tuple):  # (fg, bg) when an implementation also returns the background
-        fg01 = fg01[0]
-    return np.clip(np.asarray(fg01, dtype=np.float32), 0.0, 1.0)
-
-
-def output_paths(save_dir, name):
-    """The files :func:`matte_and_save` writes for one photo."""
-    return {"alpha": os.path.join(save_dir, f"{name}_alpha.png"),
-            "rgba": os.path.join(save_dir, f"{name}_rgba.png")}
-
-
-def write_all_or_nothing(items):
-    """Write ``[(path, array), ...]`` with :func:`write_image`; when one write fails, the files
-    already written by this call are removed, so a photo's outputs are complete or absent."""
-    written = []
-    try:
-        for path, array in items:
-            write_image(path, array)
-            written.append(path)
-    except BaseException:
-        for path in written:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-        raise
-    return [path for path, _ in items]
-
-
 @dataclass
 class Result:
     """What :func:`matte_and_save` made for one photo (arrays kept for the caller's use)."""
@@ -350,22 +284,13 @@ class Result:
     seconds: float
 
 
-def matte_and_save(matte_fn, job, save_dir, image01, trimap_u8, bits=8, save_rgba=True,
-                   foreground_fn=default_foreground):
-    """Matte one photo and write ``<name>_alpha.png`` (8- or 16-bit gray) and, with
-    ``save_rgba``, ``<name>_rgba.png`` (the estimated foreground plus alpha)."""
+def matte_and_save(matte_fn, job, writer, image01, trimap_u8):
+    """Matte one photo and write its results with ``writer``
+    (:class:`~ppmatting.core.writer.ResultWriter`)."""
     start = time.perf_counter()
     alpha01 = matte_one(matte_fn, image01, trimap_u8, job.image_path)
-    paths = output_paths(save_dir, job.name)
-    items = [(paths["alpha"], alpha_to_save(alpha01, bits))]
-    fg01 = None
-    if save_rgba:
-        fg01 = foreground_fn(image01, alpha01)
-        items.append((paths["rgba"], cutout_rgba(fg01, alpha01, bits=bits)))
-    else:
-        del paths["rgba"]
-    write_all_or_nothing(items)
-    return Result(job, alpha01, fg01, paths, time.perf_counter() - start)
+    saved = writer.save(job.name, image01, alpha01, trimap_u8)
+    return Result(job, alpha01, saved.fg01, saved.paths, time.perf_counter() - start)
 
 
 def matte_one(matte_fn, image01, trimap_u8, image_path="image"):
@@ -375,13 +300,6 @@ def matte_one(matte_fn, image01, trimap_u8, image_path="image"):
         raise RuntimeError(f"{image_path}: the model returned an alpha of shape "
                            f"{alpha01.shape} for an image of {image01.shape[:2]}")
     return alpha01
-
-
-def alpha_to_save(alpha01, bits=8):
-    """alpha01 -> uint8 (bits=8) or uint16 (bits=16) gray image."""
-    if bits not in (8, 16):
-        raise ValueError(f"bits must be 8 or 16, got {bits}")
-    return to_uint16(alpha01) if bits == 16 else to_uint8(alpha01)
 
 
 # ---- the loop ------------------------------------------------------------------------------------
@@ -395,16 +313,14 @@ class Summary:
         return not self.failed
 
 
-def predict(matte_fn, jobs, save_dir, needs_trimap=True, unknown_width=DEFAULT_UNKNOWN_WIDTH,
-            bits=8, save_rgba=True, foreground_fn=default_foreground, progress=True,
-            stream=None, keep_going=True):
+def predict(matte_fn, jobs, writer, needs_trimap=True, unknown_width=DEFAULT_UNKNOWN_WIDTH,
+            progress=True, stream=None, keep_going=True):
     """Matte every job; one photo's failure is reported and the rest continue.
 
     Args:
         matte_fn: ``(image01, trimap_u8) -> alpha01``.
         jobs: from :func:`collect_jobs`.
-        save_dir: output folder (created).
-        bits: 8 or 16 for the saved alpha and cut-out.
+        writer: a :class:`~ppmatting.core.writer.ResultWriter` (output folder, bits, cut-out).
         stream: where progress and errors go (default stderr).
         keep_going: report a failed photo and continue (default); ``False`` lets the error
             propagate (one photo: the caller's one-line error is clearer than a summary).
@@ -419,8 +335,7 @@ def predict(matte_fn, jobs, save_dir, needs_trimap=True, unknown_width=DEFAULT_U
     for job in bar:
         try:
             image01, trimap_u8 = read_job(job, needs_trimap, unknown_width)
-            result = matte_and_save(matte_fn, job, save_dir, image01, trimap_u8, bits=bits,
-                                    save_rgba=save_rgba, foreground_fn=foreground_fn)
+            result = matte_and_save(matte_fn, job, writer, image01, trimap_u8)
             summary.done.append(result)
         except PPMattingError as err:
             if not keep_going:
@@ -439,19 +354,15 @@ def predict(matte_fn, jobs, save_dir, needs_trimap=True, unknown_width=DEFAULT_U
 
 # ---- command-line pieces shared by tools/predict.py and tools/bg_replace.py -------------------------
 def add_model_arguments(parser):
-    """``--config --model_path --opts`` (PaddleSeg's names)."""
-    parser.add_argument("--config", default=None,
-                        help="model config, e.g. configs/ml/closed_form.yml or "
-                             "configs/dim/dim-vgg16.yml")
-    parser.add_argument("--model_path", default=None,
-                        help="trained weights for a network (.pdparams, or a published DIM "
-                             "checkpoint), or a tools/export.py folder; classical methods take "
-                             "none")
+    """``--config --model_path --opts`` (PaddleSeg's names) and ``--dygraph``."""
+    from ppmatting.utils.cli import add_config_arguments
+
+    add_config_arguments(parser, model_path_help=(
+        "trained weights for a network (.pdparams, or a published DIM checkpoint), or a "
+        "tools/export.py folder; classical methods take none"))
     parser.add_argument("--dygraph", action="store_true",
                         help="run a network in Paddle's dynamic graph instead of exporting it to "
                              "Paddle Inference first (slower; same alpha within 1e-4)")
-    parser.add_argument("--opts", nargs="+", default=None, metavar="KEY=VALUE",
-                        help="override config keys, e.g. --opts model.lambda_value=50")
     return parser
 
 

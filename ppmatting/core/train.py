@@ -18,7 +18,6 @@ rank 0 logs, evaluates and saves. At the end the ranks compare their weights.
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -27,13 +26,12 @@ import numpy as np
 
 from ppmatting.core import checkpoint as ckpt
 from ppmatting.core.sampler import EpochBatchSampler
+from ppmatting.core.train_log import EVAL_LOG, TRAIN_LOG, TrainLogger, format_seconds
 from ppmatting.utils.errors import ConfigError, PPMattingError
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 BEST_DIR = "best_model"
 BEST_METRIC = "sad"  # lower is better
-TRAIN_LOG = "train_log.jsonl"
-EVAL_LOG = "eval_log.jsonl"
 SUMMARY_FILE = "train_summary.json"
 
 
@@ -213,172 +211,6 @@ def check_precision(precision):
                               f"(this one is {capability[0]}.{capability[1]}); use fp16")
 
 
-# ---- logging -------------------------------------------------------------------------------------
-def format_seconds(seconds):
-    seconds = int(max(0, seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
-
-
-class TrainLogger:
-    """Rank-0 output: log lines (stdout and ``train.log``), a progress bar, JSON-lines records
-    (``train_log.jsonl``, ``eval_log.jsonl``) and optional VisualDL scalars and images."""
-
-    def __init__(self, save_dir, iters, start_iter, enabled=True, progress_bar="auto",
-                 use_vdl=False, stream=None):
-        self.enabled = enabled
-        self.save_dir = save_dir
-        self.stream = stream or sys.stdout
-        self.bar = None
-        self.vdl = None
-        if not enabled:
-            return
-        os.makedirs(save_dir, exist_ok=True)
-        self.log_file = open(os.path.join(save_dir, "train.log"), "a", encoding="utf-8")
-        show_bar = progress_bar == "on" or (progress_bar == "auto" and sys.stderr.isatty())
-        if show_bar:
-            from tqdm import tqdm
-            self.bar = tqdm(total=iters, initial=start_iter, unit="it", dynamic_ncols=True,
-                            file=sys.stderr, desc="train")
-        if use_vdl:
-            self.vdl = open_visualdl(os.path.join(save_dir, "vdl"))
-        # A resumed run rewrites the records after its checkpoint, so the logs read as one run.
-        for name in (TRAIN_LOG, EVAL_LOG):
-            truncate_records(os.path.join(save_dir, name), start_iter)
-
-    def info(self, message):
-        if not self.enabled:
-            return
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} [TRAIN] {message}"
-        if self.bar is not None:
-            self.bar.write(line, file=self.stream)
-        else:
-            print(line, file=self.stream, flush=True)
-        self.log_file.write(line + "\n")
-        self.log_file.flush()
-
-    def step(self, loss_value):
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
-
-    def record(self, name, entry):
-        if not self.enabled:
-            return
-        with open(os.path.join(self.save_dir, name), "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry) + "\n")
-
-    def scalars(self, prefix, values, iteration):
-        if self.vdl is None:
-            return
-        for key, value in values.items():
-            self.vdl.add_scalar(f"{prefix}/{key}", float(value), iteration)
-
-    def images(self, batch, outputs, iteration):
-        """Sample images for VisualDL: the first composite, its true and predicted alpha."""
-        if self.vdl is None:
-            return
-        image = np.clip(batch["image01"][0].numpy().transpose(1, 2, 0) * 255, 0, 255).astype(np.uint8)
-        self.vdl.add_image("Train/image", image, iteration)
-        for key, tensor in [("alpha_true", batch["alpha"])] + [
-                (k, outputs[k]) for k in ("alpha_pred", "alpha_refined") if k in outputs]:
-            alpha = np.clip(tensor[0, 0].detach().astype("float32").numpy() * 255, 0, 255)
-            self.vdl.add_image(f"Train/{key}", np.repeat(alpha.astype(np.uint8)[:, :, None], 3, 2),
-                               iteration)
-
-    def close(self):
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.close()
-        if self.vdl is not None:
-            self.vdl.close()
-        self.log_file.close()
-
-
-def require_visualdl():
-    """VisualDL's ``LogWriter`` class, imported only when asked for (``--use_vdl``)."""
-    try:
-        from visualdl import LogWriter
-    except Exception as err:  # ImportError, or an old visualdl failing under NumPy 2
-        raise ConfigError(f"--use_vdl needs the visualdl package, which cannot be imported here "
-                          f"({err}); install it with 'pip install visualdl' or drop --use_vdl "
-                          f"(the same scalars are in train_log.jsonl)") from None
-    return LogWriter
-
-
-def open_visualdl(logdir):
-    return require_visualdl()(logdir=logdir)
-
-
-def truncate_records(path, last_iteration):
-    """Keep only the JSON-lines records with ``iteration <= last_iteration``."""
-    if not os.path.isfile(path):
-        return
-    kept = []
-    with open(path, "r", encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                if json.loads(line).get("iteration", 0) <= last_iteration:
-                    kept.append(line if line.endswith("\n") else line + "\n")
-            except ValueError:
-                continue
-    from ppmatting.utils.io import atomic_write_bytes
-    atomic_write_bytes(path, "".join(kept).encode())
-
-
-# ---- optimiser state across processes -----------------------------------------------------------
-def parameter_names(model):
-    """``{structured name: Paddle's unique parameter name}``, e.g. ``{'decoder.deconv1.weight':
-    'conv2d_13.w_0'}``. Optimiser states are keyed by the unique names, which depend on how many
-    layers the process created before the model; the map lets a state saved in one process be
-    loaded into a model built in another (a resumed run, a test)."""
-    return {key: param.name for key, param in model.named_parameters()}
-
-
-def _rename_state_keys(state, mapping):
-    """Rename optimiser-state keys by parameter name with ``mapping`` {old name: new name}.
-
-    Accumulator keys are ``<param name>_<accumulator>_<n>`` (``conv2d_0.w_0_moment1_0``); AMP's
-    ``master_weights`` is a dict keyed by parameter name; ``LR_Scheduler`` is kept as is.
-    """
-    olds = sorted(mapping, key=len, reverse=True)  # longest first: 'conv2d_1.w_0' vs 'conv2d_11.w_0'
-
-    def rename(key):
-        if key in mapping:
-            return mapping[key]
-        for old in olds:
-            if key.startswith(old + "_"):
-                return mapping[old] + key[len(old):]
-        return key
-
-    renamed = {}
-    for key, value in state.items():
-        if key == "master_weights" and isinstance(value, dict):
-            renamed[key] = {rename(k): v for k, v in value.items()}
-        elif key == "LR_Scheduler":
-            renamed[key] = value
-        else:
-            renamed[rename(key)] = value
-    return renamed
-
-
-def optimizer_state_by_structure(state, saved_names):
-    """Optimiser state keyed by structured parameter names (``decoder.weight_moment1_0``), given
-    the ``{structured: Paddle name}`` map recorded when it was saved; comparable across runs."""
-    return _rename_state_keys(state, {paddle_name: key for key, paddle_name in saved_names.items()})
-
-
-def rename_optimizer_state(state, saved_names, model):
-    """Rename an optimiser ``state`` saved with ``saved_names`` (from :func:`parameter_names` at
-    save time) to ``model``'s current parameter names, so ``optimizer.set_state_dict`` finds them."""
-    current = parameter_names(model)
-    mapping = {old: current[key] for key, old in saved_names.items() if key in current}
-    if all(old == new for old, new in mapping.items()):
-        return state
-    return _rename_state_keys(state, mapping)
-
-
 # ---- evaluation ----------------------------------------------------------------------------------
 def evaluate_model(model, val_dataset):
     """Score ``model`` on ``val_dataset`` with ``ppmatting.core.val.evaluate`` (the same code as
@@ -523,7 +355,7 @@ def train(model, train_dataset, losses, build_optimizer, settings, val_dataset=N
                                  f"tensors (e.g. {missing[0]}); was it made with another config?")
         train_state = state["train_state"]
         if state["optimizer"] is not None:
-            optimizer.set_state_dict(rename_optimizer_state(
+            optimizer.set_state_dict(ckpt.rename_optimizer_state(
                 state["optimizer"], train_state.get("parameter_names", {}), model))
         start_iter = int(train_state.get("iteration", 0))
         best = train_state.get("best")
@@ -702,7 +534,7 @@ def _save_and_evaluate(model, optimizer, settings, val_dataset, save_dir, iterat
         logger.info(f"best {BEST_METRIC.upper()} {best['value']:.4f} at iter {best['iteration']}")
     state = {"iteration": iteration, "seed": seed, "best": best, "iters": settings.iters,
              "batch_size": settings.batch_size, "frozen": list(settings.frozen),
-             "metrics": metrics, "parameter_names": parameter_names(model)}
+             "metrics": metrics, "parameter_names": ckpt.parameter_names(model)}
     folder = ckpt.save_checkpoint(os.path.join(save_dir, f"iter_{iteration}"), model.state_dict(),
                                   optimizer.state_dict(), state, ckpt.capture_rng_state())
     removed = ckpt.prune_checkpoints(save_dir, settings.keep_checkpoint_max)

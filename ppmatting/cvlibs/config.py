@@ -340,11 +340,3 @@ class Config:
 
     def __repr__(self):
         return yaml.safe_dump(self.dic, sort_keys=False)
-
-
-def add_config_arguments(parser):
-    """The flags every tool shares for configs (PaddleSeg names)."""
-    parser.add_argument("--config", help="YAML config file")
-    parser.add_argument("--opts", nargs="+", default=None, metavar="KEY=VALUE",
-                        help="override config keys, e.g. --opts model.pretrained=null iters=100")
-    return parser

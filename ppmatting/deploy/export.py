@@ -20,6 +20,7 @@ import numpy as np
 from ppmatting.deploy.info import (DEPLOY_FILE, build_deploy_dict, load_deploy_info,
                                    write_deploy_yaml)
 from ppmatting.deploy.predictor import MattingPredictor, PredictorOptions, graph_ops
+from ppmatting.core.loader import not_a_network_message
 from ppmatting.utils.errors import InputError, PPMattingError
 
 MODEL_PREFIX = "model"
@@ -30,14 +31,6 @@ DEFAULT_TOLERANCE = 1e-4
 # graph is fed unpadded there, so the exported unpool / resize must follow the real size).
 DEFAULT_CHECK_SHAPES = ((1, 128, 128), (2, 96, 160), (1, 100, 75))
 ONNX_OPSET = 13
-
-
-def not_a_network_message(model, config_path):
-    name = type(model).__name__
-    return (f"{config_path}: {name} is a classical matting method (it solves a sparse linear "
-            f"system per image with pymatting), not a neural network: there is no graph or "
-            f"weights to export. Run it directly: python tools/predict.py --config {config_path} "
-            f"--image_path IMG --trimap_path TRIMAP")
 
 
 def _alpha_only(model):

@@ -1,2 +1,2 @@
 from ppmatting.models import backbones, decoders, refiners  # noqa: F401
-from ppmatting.models import dim, classical  # noqa: F401
+from ppmatting.models import dim  # noqa: F401

@@ -120,7 +120,7 @@ class DIM(nn.Layer):
         self.pad_multiple = pad_multiple
         self.pretrained = pretrained
         if pretrained:
-            from ppmatting.models.weights import load_weights
+            from ppmatting.weights import load_weights
             allow = ("refiner.",) if allow_missing_refiner else ()
             load_weights(self, pretrained, allow_missing=allow)
 

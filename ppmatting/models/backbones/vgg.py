@@ -13,7 +13,7 @@ Both return the same triple so every decoder can use either: ``(out, skips, indi
 unpool or upsample to) and ``indices[i]`` its max-pool indices.
 
 Parameter names are ``conv{block}_{n}`` and ``conv6`` (e.g. ``backbone.conv3_2.weight``); the
-converters in :mod:`ppmatting.models.weights` map the published names onto them.
+converters in :mod:`ppmatting.weights.layouts` map the published names onto them.
 """
 import paddle
 import paddle.nn as nn
@@ -68,8 +68,7 @@ class VGG16(nn.Layer):
         self.conv6 = self._conv(channels, channels, self.conv6_kernel_size)
 
         if pretrained:
-            # Imported here: weights.py imports the model modules for its name maps.
-            from ppmatting.models.weights import load_vgg16_imagenet
+            from ppmatting.weights import load_vgg16_imagenet
             load_vgg16_imagenet(self, pretrained)
 
     def _conv(self, cin, cout, kernel_size):

@@ -31,8 +31,8 @@ import cv2
 import numpy as np
 
 from ppmatting.cvlibs import manager
-from ppmatting.models import laplacians as lap
-from ppmatting.models import sparse_solve as ss
+from ppmatting.ml import laplacians as lap
+from ppmatting.ml import sparse_solve as ss
 from ppmatting.models.base import ZooModel, check_matting_inputs, force_known
 from ppmatting.utils.errors import ConfigError, InputError
 
@@ -124,7 +124,7 @@ class ClassicalMatting(ZooModel):
 
     Common args:
         solver: 'auto' | 'direct' | 'superlu' | 'ichol' | 'jacobi' (see
-            ``ppmatting.models.sparse_solve``).
+            ``ppmatting.ml.sparse_solve``).
         rtol: conjugate-gradient stop ``|b - A x| <= rtol |b|`` (iterative solvers only).
         max_iterations: conjugate-gradient iteration limit.
         solve_scale: solve at this fraction of the resolution (1.0 = full), upsample guided by the

@@ -34,7 +34,7 @@ class NotPositiveDefinite(NotFactorable):
 
 
 def _kernels():
-    from ppmatting.models import multifrontal_kernels  # numba: compiled/cached on first use
+    from ppmatting.ml import multifrontal_kernels  # numba: compiled/cached on first use
 
     return multifrontal_kernels
 

@@ -1,4 +1,4 @@
-"""numba kernels of :mod:`ppmatting.models.multifrontal` (compiled on first use, cached on disk).
+"""numba kernels of :mod:`ppmatting.ml.multifrontal` (compiled on first use, cached on disk).
 
 Imported only when a multifrontal factorisation runs, never at ``import ppmatting``. Dense work
 goes to the LAPACK/BLAS that SciPy ships (``potrf``, ``trsm``, ``syrk``), reached through

@@ -149,7 +149,7 @@ def multifrontal_solve(matrix, rhs, geometry, info=None):
     float64 factor); a float64 factor if that does not converge. Raises
     ``multifrontal.NotFactorable`` when the matrix does not fit the geometry or is not positive
     definite."""
-    from ppmatting.models import multifrontal
+    from ppmatting.ml import multifrontal
 
     info = info if info is not None else SolveInfo()
     try:
@@ -199,7 +199,7 @@ def direct_solve(matrix, rhs, info=None, geometry=None):
     SuperLU. Raises RuntimeError when neither can factor the matrix."""
     info = info if info is not None else SolveInfo()
     if geometry is not None:
-        from ppmatting.models.multifrontal import NotFactorable
+        from ppmatting.ml.multifrontal import NotFactorable
 
         try:
             x = multifrontal_solve(matrix, rhs, geometry, info)

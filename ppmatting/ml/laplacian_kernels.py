@@ -1,4 +1,4 @@
-"""numba kernels of :mod:`ppmatting.models.laplacians` (compiled on first use, cached on disk).
+"""numba kernels of :mod:`ppmatting.ml.laplacians` (compiled on first use, cached on disk).
 
 Imported only when a closed-form or learning-based system is built, never at
 ``import ppmatting``. Layout shared with ``laplacians.window_reduced_system``: the rows of the

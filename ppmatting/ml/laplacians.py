@@ -141,7 +141,7 @@ def window_reduced_system(image01, split, radius, window_matrices, epsilon, chun
 def _band_to_system(band, split, radius):
     import scipy.sparse  # imported where used: keeps ``import ppmatting`` light
 
-    from ppmatting.models import laplacian_kernels  # numba, compiled/cached on first use
+    from ppmatting.ml import laplacian_kernels  # numba, compiled/cached on first use
 
     indptr, indices, data, rhs = laplacian_kernels.band_to_csr(
         band, split.unknown, split.pos, split.is_fg, split.height, split.width, int(radius))
@@ -189,7 +189,7 @@ def cf_reduced_system(image01, split, epsilon=1e-7, radius=1, whole_image=False)
 
         known = ~split.is_unknown.reshape(split.height, split.width)
         return reduce_full_laplacian(cf_laplacian(image01, epsilon, radius, known), split)
-    from ppmatting.models import laplacian_kernels  # numba, compiled/cached on first use
+    from ppmatting.ml import laplacian_kernels  # numba, compiled/cached on first use
 
     ys, xs = _window_centres(split, radius)
     band = laplacian_kernels.cf_band(np.ascontiguousarray(image01, dtype=np.float64), split.pos,
@@ -223,7 +223,7 @@ def edges_to_system(split, row_pos, col, weights, diagonal_scale=1.0):
     """
     import scipy.sparse  # imported where used: keeps ``import ppmatting`` light
 
-    from ppmatting.models import laplacian_kernels  # numba, compiled/cached on first use
+    from ppmatting.ml import laplacian_kernels  # numba, compiled/cached on first use
 
     n = split.n_unknown
     row_pos = np.asarray(row_pos, np.int64)
@@ -274,7 +274,7 @@ def knn_query_pixels(split, features, k, distance_weight, reverse_band=None):
     query = np.ones(h * w, dtype=bool)
     if k <= 24 and distance_weight >= LOCAL_PASS_MIN_WEIGHT:
         pixel_distance = cv2.distanceTransform(known, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).ravel()
-        from ppmatting.models import knn_kernels  # numba, compiled/cached on first use
+        from ppmatting.ml import knn_kernels  # numba, compiled/cached on first use
 
         bound = knn_kernels.kth_window_distance(features, w, k, 2)
         lower = distance_weight * pixel_distance / max(max(h, w) - 1, 1)
@@ -291,7 +291,7 @@ def knn_search(features, query, k, distance_weight, height, width):
     """The k nearest pixels (int64, len(query) x k; the pixel itself included) of the pixels
     ``query`` in ``features`` ((H*W) x 5 float32, :func:`knn_features`)."""
     if distance_weight >= LOCAL_PASS_MIN_WEIGHT and max(height, width) <= RING_SEARCH_MAX_SIDE:
-        from ppmatting.models import knn_kernels  # numba, compiled/cached on first use
+        from ppmatting.ml import knn_kernels  # numba, compiled/cached on first use
 
         # one pixel step moves a feature by at least dw / (max(H, W) - 1); the margin covers
         # float32 rounding of the positions
