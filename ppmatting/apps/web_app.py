@@ -108,12 +108,12 @@ class App:
 
     # -- request handlers (each gets the page's values, returns the page's updates) --------------
     def make_trimap(self, photo_path, source, trimap_path, paint, unpainted, mask, mask_path,
-                    band_width, scribbles):
+                    band_width, scribbles, check=True):
         image01 = wm.read_photo(photo_path, self.settings.max_photo_pixels)
         trimap_u8 = wm.build_trimap(
             source, image01.shape[:2], trimap_path=trimap_path, paint_layers=_layers(paint),
             unpainted=unpainted, mask_layers=_layers(mask), mask_path=mask_path,
-            unknown_width=band_width, scribble_layers=_layers(scribbles))
+            unknown_width=band_width, scribble_layers=_layers(scribbles), check=check)
         return image01, trimap_u8
 
     def matte(self, photo_path, image01, trimap_u8, source, model_label, param_values, background,
@@ -169,6 +169,10 @@ def build_page(app):
                     "unknown: hair and soft edges), 3. **Matte**. Everything runs on this "
                     "machine; nothing leaves it.")
         source = gr.State("upload")
+        # made here, shown in the trimap tabs: the examples (left column) fill it
+        trimap_file = gr.Image(label="2. Trimap (white / black / gray 128)", type="filepath",
+                               image_mode=None, sources=["upload"], elem_id="trimap_file",
+                               height=380, render=False)
         with gr.Row():
             with gr.Column(scale=1):
                 photo = gr.Image(label="1. Photo (PNG / JPEG, 8 or 16 bit, RGBA)", type="filepath",
@@ -181,10 +185,7 @@ def build_page(app):
             with gr.Column(scale=1):
                 with gr.Tabs(selected="upload", elem_id="trimap_tabs") as tabs:
                     with gr.Tab("Upload a trimap", id="upload") as tab_upload:
-                        trimap_file = gr.Image(
-                            label="2. Trimap (white / black / gray 128)", type="filepath",
-                            image_mode=None, sources=["upload"], elem_id="trimap_file",
-                            height=380)
+                        trimap_file.render()
                     with gr.Tab("Paint a trimap", id="paint") as tab_paint:
                         paint = _brush_editor(
                             gr, "paint: white = subject, black = background, gray = unknown",
@@ -302,7 +303,7 @@ def build_page(app):
 
         def preview(*values):
             try:
-                image01, trimap_u8 = app.make_trimap(*values)
+                image01, trimap_u8 = app.make_trimap(*values, check=False)
                 path = wm.save_trimap(trimap_u8, values[0], app.results)
                 height, width = trimap_u8.shape
                 counts = ", ".join(f"{name} {100.0 * (trimap_u8 == v).mean():.0f} %"

@@ -288,7 +288,8 @@ TRIMAP_SOURCES = ("upload", "paint", "mask", "scribbles")
 
 
 def build_trimap(source, size_hw, trimap_path=None, paint_layers=None, unpainted="background",
-                 mask_layers=None, mask_path=None, unknown_width=10, scribble_layers=None):
+                 mask_layers=None, mask_path=None, unknown_width=10, scribble_layers=None,
+                 check=True):
     """The trimap from the page's chosen ``source``:
 
     * ``upload``: the file ``trimap_path``;
@@ -297,12 +298,13 @@ def build_trimap(source, size_hw, trimap_path=None, paint_layers=None, unpainted
       widened into an unknown band of ``unknown_width`` pixels on each side;
     * ``scribbles``: white and black strokes, the rest unknown.
 
-    Returns uint8 H x W in {0, 128, 255}, checked (an unknown region and some known pixels).
+    Returns uint8 H x W in {0, 128, 255}; with ``check``, one that has an unknown region and some
+    known pixels (else :class:`InputError`).
     """
     if source == "upload":
         trimap_u8 = read_trimap_upload(trimap_path, size_hw)
-        return check_trimap(trimap_u8, shown_name(trimap_path))
-    if source == "paint":
+        what = shown_name(trimap_path)
+    elif source == "paint":
         trimap_u8 = trimap_from_paint(paint_layers, size_hw, unpainted)
     elif source == "mask":
         if mask_path:
@@ -314,7 +316,10 @@ def build_trimap(source, size_hw, trimap_path=None, paint_layers=None, unpainted
         trimap_u8 = trimap_from_scribbles(scribble_layers, size_hw)
     else:
         raise InputError(f"trimap source '{source}' is not one of {', '.join(TRIMAP_SOURCES)}")
-    return check_trimap(trimap_u8, f"the {source} trimap")
+    if source != "upload":
+        what = {"paint": "the painted trimap", "mask": "the trimap from the mask",
+                "scribbles": "the scribbles' trimap"}[source]
+    return check_trimap(trimap_u8, what) if check else trimap_u8
 
 
 def _rgb_from_css(color):

@@ -155,10 +155,10 @@ def trimap_from_mask_array(mask, unknown_width, what="mask"):
 def check_trimap(trimap_u8, what="trimap"):
     """Refuse a trimap with nothing to matte or nothing to start from, in words a user follows."""
     if not (trimap_u8 == 128).any():
-        raise InputError(f"{what}: has no unknown (gray 128) region, so there is nothing to "
+        raise InputError(f"{what} has no unknown (gray 128) region, so there is nothing to "
                          f"matte; mark the hair and soft edges gray")
     if not ((trimap_u8 == 0).any() or (trimap_u8 == 255).any()):
-        raise InputError(f"{what}: has no known pixels (it is all gray 128); mark some of the "
+        raise InputError(f"{what} has no known pixels (it is all gray 128); mark some of the "
                          f"subject white (255) or of the background black (0)")
     return trimap_u8
 
