@@ -145,8 +145,8 @@ def _editor_value(photo_path):
     return {"background": photo_path, "layers": [], "composite": None} if photo_path else None
 
 
-def _brush_editor(gr, label, colors, elem_id, layer_name, info):
-    return gr.ImageEditor(
+def _brush_editor(gr, editor_class, label, colors, elem_id, layer_name, info):
+    return editor_class(
         label=label, type="numpy", image_mode="RGBA", elem_id=elem_id, sources=(),
         transforms=(), format="png", height=460,
         brush=gr.Brush(colors=list(colors), default_color=colors[0], color_mode="fixed",
@@ -156,10 +156,49 @@ def _brush_editor(gr, label, colors, elem_id, layer_name, info):
         placeholder=info)
 
 
+def _uploaded_image_class(gr):
+    class UploadedImage(gr.Image):
+        """``gr.Image`` that hands over the uploaded file's path unopened. Gradio would open it
+        with PIL first and stop a non-image with a long internal message; ppmatting's readers
+        decode it instead (16-bit and RGBA included) and name the file in one line."""
+
+        is_template = True  # drawn by the frontend's Image component
+
+        def preprocess(self, payload):
+            if payload is None or payload.path is None:
+                return super().preprocess(payload)
+            return str(payload.path)
+
+    return UploadedImage
+
+
+def _layers_editor_class(gr):
+    class LayersEditor(gr.ImageEditor):
+        """``gr.ImageEditor`` whose value on the server is only its brush layers: the photo under
+        them is read from the upload itself, so the editor's copies of it (background and
+        composite) are neither decoded nor trusted."""
+
+        is_template = True  # drawn by the frontend's ImageEditor component
+
+        def preprocess(self, payload):
+            if payload is None:
+                return None
+            cached = self.blob_storage.get(payload.id) if payload.id is not None else None
+            if cached is not None:
+                cached.background = cached.composite = None
+            else:
+                payload = payload.model_copy(update={"background": None, "composite": None})
+            return super().preprocess(payload)
+
+    return LayersEditor
+
+
 def build_page(app):
     """The Gradio Blocks of the page (not launched)."""
     import gradio as gr
 
+    upload_image = _uploaded_image_class(gr)
+    layers_editor = _layers_editor_class(gr)
     settings = app.settings
     first = app.choices[app.default_choice]
     with gr.Blocks(title="ppmatting: interactive matting", analytics_enabled=False,
@@ -170,12 +209,12 @@ def build_page(app):
                     "machine; nothing leaves it.")
         source = gr.State("upload")
         # made here, shown in the trimap tabs: the examples (left column) fill it
-        trimap_file = gr.Image(label="2. Trimap (white / black / gray 128)", type="filepath",
+        trimap_file = upload_image(label="2. Trimap (white / black / gray 128)", type="filepath",
                                image_mode=None, sources=["upload"], elem_id="trimap_file",
                                height=380, render=False)
         with gr.Row():
             with gr.Column(scale=1):
-                photo = gr.Image(label="1. Photo (PNG / JPEG, 8 or 16 bit, RGBA)", type="filepath",
+                photo = upload_image(label="1. Photo (PNG / JPEG, 8 or 16 bit, RGBA)", type="filepath",
                                  image_mode=None, sources=["upload", "clipboard"],
                                  elem_id="photo", height=380)
                 gr.Examples([[os.path.join(DEMO_DIR, p), os.path.join(DEMO_DIR, t)]
@@ -188,16 +227,16 @@ def build_page(app):
                         trimap_file.render()
                     with gr.Tab("Paint a trimap", id="paint") as tab_paint:
                         paint = _brush_editor(
-                            gr, "paint: white = subject, black = background, gray = unknown",
+                            gr, layers_editor, "paint: white = subject, black = background, gray = unknown",
                             (wt.FOREGROUND_BRUSH, wt.BACKGROUND_BRUSH, wt.UNKNOWN_BRUSH),
                             "paint_editor", "trimap", "load a photo first")
                         unpainted = gr.Radio(list(wt.UNPAINTED_CHOICES), value="background",
                                              label="unpainted pixels are")
                     with gr.Tab("Mask + band", id="mask") as tab_mask:
                         mask = _brush_editor(
-                            gr, "paint roughly over the subject", (wt.MASK_BRUSH,),
+                            gr, layers_editor, "paint roughly over the subject", (wt.MASK_BRUSH,),
                             "mask_editor", "mask", "load a photo first")
-                        mask_file = gr.Image(label="or upload a mask (white = subject)",
+                        mask_file = upload_image(label="or upload a mask (white = subject)",
                                              type="filepath", image_mode=None,
                                              sources=["upload"], elem_id="mask_file", height=160)
                         band_width = gr.Slider(1, 60, value=10, step=1,
@@ -206,7 +245,7 @@ def build_page(app):
                                                      "--unknown_width)")
                     with gr.Tab("Scribbles", id="scribbles") as tab_scribbles:
                         scribbles = _brush_editor(
-                            gr, "a few strokes: white on the subject, black on the background",
+                            gr, layers_editor, "a few strokes: white on the subject, black on the background",
                             (wt.FOREGROUND_BRUSH, wt.BACKGROUND_BRUSH), "scribble_editor",
                             "scribbles", "load a photo first")
                         scribble_pixels = gr.Slider(
@@ -239,7 +278,7 @@ def build_page(app):
                 bg_kind = gr.Radio(list(wm.BACKGROUND_KINDS), value="colour", label="kind",
                                    elem_id="bg_kind")
                 bg_color = gr.ColorPicker(value="#1e90ff", label="colour", elem_id="bg_color")
-                bg_picture = gr.Image(label="picture (cover-fitted: scaled and centre-cropped)",
+                bg_picture = upload_image(label="picture (cover-fitted: scaled and centre-cropped)",
                                       type="filepath", image_mode=None, sources=["upload"],
                                       height=160, elem_id="bg_picture")
                 bg_blur = gr.Slider(1, 60, value=12, step=1,
@@ -278,10 +317,19 @@ def build_page(app):
                           trimap_download]
 
         def on_photo(photo_path):
-            value = _editor_value(photo_path)
-            return value, value, value
+            try:
+                if photo_path:
+                    width, height = wm.check_photo(photo_path, settings.max_photo_pixels)
+                    text = f"photo {wm.shown_name(photo_path)}: {width} x {height} px"
+                else:
+                    text = ""
+                value = _editor_value(photo_path)
+            except Exception as err:
+                value, text = None, _error_text(err)
+            return value, value, value, text
 
-        photo.change(on_photo, photo, [paint, mask, scribbles], api_visibility="private")
+        photo.change(on_photo, photo, [paint, mask, scribbles, status],
+                     api_visibility="private")
 
         def on_trimap_file(trimap_path):
             if trimap_path:

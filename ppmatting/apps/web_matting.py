@@ -239,19 +239,32 @@ def image_size(path):
         return None
 
 
-def read_photo(path, max_pixels=DEFAULT_MAX_PHOTO_PIXELS):
-    """The photo as ``image01`` (16-bit and RGBA files included; the alpha channel is dropped).
+def check_photo(path, max_pixels=DEFAULT_MAX_PHOTO_PIXELS):
+    """Check an uploaded photo from its header (fast: the pixels are not decoded unless the header
+    is unreadable, in which case decoding names the problem). Returns (width, height).
 
-    Raises :class:`InputError` naming the file: not an image, or more than ``max_pixels`` pixels
-    (checked from the header, before the pixels are decoded).
+    Raises :class:`InputError` naming the file: not an image, or more than ``max_pixels`` pixels.
     """
     if not path:
         raise InputError("no photo: upload one, or click one of the examples")
     size = image_size(path)
-    if size and max_pixels and size[0] * size[1] > max_pixels:
+    if size is None:
+        height, width = read_photo(path, max_pixels=None).shape[:2]
+        size = (width, height)
+    if max_pixels and size[0] * size[1] > max_pixels:
         raise InputError(f"{shown_name(path)}: {size[0]}x{size[1]} pixels is larger than this "
                          f"app's limit of {max_pixels / 1e6:.3g} megapixels (--max_photo_pixels); "
                          f"shrink the photo, or run tools/predict.py with model.solve_scale")
+    return size
+
+
+def read_photo(path, max_pixels=DEFAULT_MAX_PHOTO_PIXELS):
+    """The photo as ``image01`` (16-bit and RGBA files included; the alpha channel is dropped),
+    after :func:`check_photo` when ``max_pixels`` is set."""
+    if max_pixels:
+        check_photo(path, max_pixels)
+    if not path:
+        raise InputError("no photo: upload one, or click one of the examples")
     try:
         return read_image(path)
     except InputError as err:
