@@ -289,23 +289,25 @@ def build_page(app):
                                        format="png", elem_id="trimap_view", buttons=["download", "fullscreen"], height=300)
                 trimap_download = gr.DownloadButton("trimap PNG", visible=False,
                                                     elem_id="trimap_download")
-        status = gr.Markdown("", elem_id="status")
-        with gr.Row():
-            photo_out = gr.Image(label="photo", interactive=False, format="png",
-                                 elem_id="photo_out", buttons=["download", "fullscreen"])
-            alpha_out = gr.Image(label="alpha", interactive=False, format="png",
-                                 elem_id="alpha_out", buttons=["download", "fullscreen"])
-            cutout_out = gr.Image(label="cut-out", interactive=False, format="png",
-                                  elem_id="cutout_out", buttons=["download", "fullscreen"])
-            composite_out = gr.Image(label="on the new background", interactive=False,
-                                     format="png", elem_id="composite_out", buttons=["download", "fullscreen"])
-        with gr.Row():
-            alpha_download = gr.DownloadButton("alpha PNG", visible=False,
-                                               elem_id="alpha_download")
-            rgba_download = gr.DownloadButton("cut-out PNG (RGBA)", visible=False,
-                                              elem_id="rgba_download")
-            composite_download = gr.DownloadButton("composite PNG", visible=False,
-                                                   elem_id="composite_download")
+        with gr.Column(elem_id="results"):
+            status = gr.Markdown("", elem_id="status")
+            with gr.Row():
+                photo_out = gr.Image(label="photo", interactive=False, format="png",
+                                     elem_id="photo_out", buttons=["download", "fullscreen"])
+                alpha_out = gr.Image(label="alpha", interactive=False, format="png",
+                                     elem_id="alpha_out", buttons=["download", "fullscreen"])
+                cutout_out = gr.Image(label="cut-out", interactive=False, format="png",
+                                      elem_id="cutout_out", buttons=["download", "fullscreen"])
+                composite_out = gr.Image(label="on the new background", interactive=False,
+                                         format="png", elem_id="composite_out",
+                                         buttons=["download", "fullscreen"])
+            with gr.Row():
+                alpha_download = gr.DownloadButton("alpha PNG", visible=False,
+                                                   elem_id="alpha_download")
+                rgba_download = gr.DownloadButton("cut-out PNG (RGBA)", visible=False,
+                                                  elem_id="rgba_download")
+                composite_download = gr.DownloadButton("composite PNG", visible=False,
+                                                       elem_id="composite_download")
         api_background = gr.Textbox(value="dodgerblue", visible=False,
                                     label="background (API): colour, #rrggbb, r,g,b or blur:SIGMA")
 
