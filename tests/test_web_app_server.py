@@ -102,13 +102,18 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def predicted_alpha(tmp_path_factory):
-    """The demo photo's alpha as ``tools/predict.py`` writes it (uint8 H x W)."""
+    """The demo photo's alpha as ``tools/predict.py`` writes it (uint8 H x W); its ``main`` runs
+    in this process, which saves a second interpreter start beside the server's."""
+    import importlib.util
+
     out = tmp_path_factory.mktemp("predict")
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    subprocess.run([sys.executable, os.path.join(ROOT, "tools", "predict.py"),
-                    "--config", os.path.join(ROOT, "configs", "ml", "closed_form.yml"),
-                    "--image_path", PHOTO, "--trimap_path", TRIMAP, "--save_dir", str(out),
-                    "--no_rgba"], check=True, env=env, capture_output=True)
+    spec = importlib.util.spec_from_file_location("tool_predict_for_web",
+                                                  os.path.join(ROOT, "tools", "predict.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main(["--config", os.path.join(ROOT, "configs", "ml", "closed_form.yml"),
+                      "--image_path", PHOTO, "--trimap_path", TRIMAP, "--save_dir", str(out),
+                      "--no_rgba", "--quiet"]) == 0
     return cv2.imread(str(out / "demo_alpha.png"), cv2.IMREAD_UNCHANGED)
 
 
@@ -323,7 +328,8 @@ def _paint(driver, editor, strokes, size_wh):
         editor.find_element(By.CSS_SELECTOR, "button[aria-label='Color']").click()
         _wait(lambda: editor.find_elements(By.CSS_SELECTOR, "menu.swatch button.color"), 10,
               "the colour swatches")[swatch].click()
-        chain = ActionChains(driver).move_to_element_with_offset(canvas, *offset(*points[0]))
+        chain = ActionChains(driver, duration=50)
+        chain.move_to_element_with_offset(canvas, *offset(*points[0]))
         chain.click_and_hold()
         last = offset(*points[0])
         for point in points[1:]:

@@ -43,8 +43,8 @@ DIM_CONFIG = "configs/dim/dim-vgg16.yml"
 
 # a photo larger than this is refused before it is decoded (a 6000 x 4000 camera photo fits)
 DEFAULT_MAX_PHOTO_PIXELS = 25_000_000
-# scribbles leave almost the whole photo unknown: classical methods solve at most this many pixels
-# and upsample guided by the photo (1.8 s for the 400 x 360 demo photo at full size on 2 cores)
+# scribbles leave almost the whole photo unknown, so the solve is as large as the photo: classical
+# methods solve at most this many pixels (about a 400 x 375 photo) and upsample guided by the photo
 DEFAULT_SCRIBBLE_PIXELS = 150_000
 # result folders of earlier requests kept on disk (each holds a few PNGs of one photo)
 KEEP_RESULTS = 20

@@ -10,7 +10,8 @@ colour is taken anyway, so a browser that antialiases stroke edges still maps cl
   unpainted pixels are background (the hand-drawn trimap: paint the subject white, its hair gray)
   or unknown.
 * :func:`trimap_from_scribbles`: a few white and black strokes, everything else unknown (how
-  closed-form matting was meant to be used: Levin et al., PAMI 2008, section 1).
+  closed-form matting was first used: Levin, Lischinski and Weiss, PAMI 2008, take scribbles as
+  the user input).
 * :func:`trimap_from_painted_mask`: any stroke marks the subject; the unknown band around the
   mask's edge is ``tools/make_trimap.py``'s rule
   (:func:`ppmatting.transforms.trimap.trimap_from_mask`).
