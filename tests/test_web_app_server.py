@@ -41,10 +41,12 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-def _listing(folder):
+def _listing(folder, skip_pycache=False):
     """{relative path: (size, mtime)} of everything below ``folder`` (empty if absent)."""
     found = {}
-    for base, _, files in os.walk(folder):
+    for base, dirs, files in os.walk(folder):
+        if skip_pycache and "__pycache__" in dirs:
+            dirs.remove("__pycache__")  # numba's kernel cache lives there, for every tool
         for name in files:
             path = os.path.join(base, name)
             try:
@@ -119,9 +121,11 @@ def predicted_alpha(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def default_gradio_dir_before():
-    """Gradio's own default temp folder before the server starts: the app must not touch it."""
+    """What the app must not touch, before the server starts: Gradio's own default temp folder and
+    the code (Gradio writes .pyi stubs beside component subclasses, for one)."""
     folder = os.path.join(tempfile.gettempdir(), "gradio")
-    return folder, _listing(folder)
+    code = os.path.join(ROOT, "ppmatting")
+    return folder, _listing(folder), code, _listing(code, skip_pycache=True)
 
 
 @pytest.fixture
@@ -388,9 +392,10 @@ def test_browser_shows_a_bad_upload_in_the_page(server, browser):
 
 
 def test_nothing_written_outside_the_apps_temp_folder(default_gradio_dir_before, server):
-    folder, before = default_gradio_dir_before
+    folder, before, code, code_before = default_gradio_dir_before
     assert server.proc.poll() is None, server.log()  # still serving after every error above
     assert _listing(folder) == before
+    assert _listing(code, skip_pycache=True) == code_before
     assert os.listdir(server.work_dir) == []
     results = _listing(server.temp_dir / "results")
     assert any(path.endswith("demo_alpha.png") for path in results)

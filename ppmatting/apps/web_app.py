@@ -145,60 +145,64 @@ def _editor_value(photo_path):
     return {"background": photo_path, "layers": [], "composite": None} if photo_path else None
 
 
-def _brush_editor(gr, editor_class, label, colors, elem_id, layer_name, info):
-    return editor_class(
+def _brush_editor(gr, label, colors, elem_id, layer_name, info):
+    return _layers_only(gr.ImageEditor(
         label=label, type="numpy", image_mode="RGBA", elem_id=elem_id, sources=(),
         transforms=(), format="png", height=460,
         brush=gr.Brush(colors=list(colors), default_color=colors[0], color_mode="fixed",
                        default_size=12),
         eraser=gr.Eraser(default_size=12),
         layers=gr.LayerOptions(allow_additional_layers=False, layers=[layer_name]),
-        placeholder=info)
+        placeholder=info))
 
 
-def _uploaded_image_class(gr):
-    class UploadedImage(gr.Image):
-        """``gr.Image`` that hands over the uploaded file's path unopened. Gradio would open it
-        with PIL first and stop a non-image with a long internal message; ppmatting's readers
-        decode it instead (16-bit and RGBA included) and name the file in one line."""
+# Two of Gradio's components get their own ``preprocess`` per instance rather than through a
+# subclass: Gradio's component metaclass writes a ``.pyi`` stub beside the module of every
+# component class, which would put a file into the installed package.
+def _pass_upload_path(image):
+    """Make a ``gr.Image`` hand over the uploaded file's path unopened. Gradio would open it with
+    PIL first and stop a non-image with a long internal message; ppmatting's readers decode it
+    instead (16-bit and RGBA included) and name the file in one line."""
+    original = image.preprocess
 
-        is_template = True  # drawn by the frontend's Image component
+    def preprocess(payload):
+        if payload is None or payload.path is None:
+            return original(payload)
+        return str(payload.path)
 
-        def preprocess(self, payload):
-            if payload is None or payload.path is None:
-                return super().preprocess(payload)
-            return str(payload.path)
-
-    return UploadedImage
+    image.preprocess = preprocess
+    return image
 
 
-def _layers_editor_class(gr):
-    class LayersEditor(gr.ImageEditor):
-        """``gr.ImageEditor`` whose value on the server is only its brush layers: the photo under
-        them is read from the upload itself, so the editor's copies of it (background and
-        composite) are neither decoded nor trusted."""
+def _layers_only(editor):
+    """Make a ``gr.ImageEditor`` hand over only its brush layers: the photo under them is read from
+    the upload itself, so the editor's copies of it (background and composite) are neither
+    decoded nor trusted."""
+    original = editor.preprocess
 
-        is_template = True  # drawn by the frontend's ImageEditor component
+    def preprocess(payload):
+        if payload is None:
+            return None
+        cached = editor.blob_storage.get(payload.id) if payload.id is not None else None
+        if cached is not None:
+            cached.background = cached.composite = None
+        else:
+            payload = payload.model_copy(update={"background": None, "composite": None})
+        return original(payload)
 
-        def preprocess(self, payload):
-            if payload is None:
-                return None
-            cached = self.blob_storage.get(payload.id) if payload.id is not None else None
-            if cached is not None:
-                cached.background = cached.composite = None
-            else:
-                payload = payload.model_copy(update={"background": None, "composite": None})
-            return super().preprocess(payload)
-
-    return LayersEditor
+    editor.preprocess = preprocess
+    return editor
 
 
 def build_page(app):
     """The Gradio Blocks of the page (not launched)."""
     import gradio as gr
 
-    upload_image = _uploaded_image_class(gr)
-    layers_editor = _layers_editor_class(gr)
+    def upload_image(label, **kwargs):
+        """An upload box whose handlers get the file's path (see :func:`_pass_upload_path`)."""
+        return _pass_upload_path(gr.Image(label=label, type="filepath", image_mode=None,
+                                          **kwargs))
+
     settings = app.settings
     first = app.choices[app.default_choice]
     with gr.Blocks(title="ppmatting: interactive matting", analytics_enabled=False,
@@ -209,14 +213,13 @@ def build_page(app):
                     "machine; nothing leaves it.")
         source = gr.State("upload")
         # made here, shown in the trimap tabs: the examples (left column) fill it
-        trimap_file = upload_image(label="2. Trimap (white / black / gray 128)", type="filepath",
-                               image_mode=None, sources=["upload"], elem_id="trimap_file",
-                               height=380, render=False)
+        trimap_file = upload_image("2. Trimap (white / black / gray 128)", sources=["upload"],
+                                   elem_id="trimap_file", height=380, render=False)
         with gr.Row():
             with gr.Column(scale=1):
-                photo = upload_image(label="1. Photo (PNG / JPEG, 8 or 16 bit, RGBA)", type="filepath",
-                                 image_mode=None, sources=["upload", "clipboard"],
-                                 elem_id="photo", height=380)
+                photo = upload_image("1. Photo (PNG / JPEG, 8 or 16 bit, RGBA)",
+                                     sources=["upload", "clipboard"], elem_id="photo",
+                                     height=380)
                 gr.Examples([[os.path.join(DEMO_DIR, p), os.path.join(DEMO_DIR, t)]
                              for p, t in EXAMPLES], inputs=[photo, trimap_file],
                             label="Examples: a photo with its trimap (one click)",
@@ -227,25 +230,25 @@ def build_page(app):
                         trimap_file.render()
                     with gr.Tab("Paint a trimap", id="paint") as tab_paint:
                         paint = _brush_editor(
-                            gr, layers_editor, "paint: white = subject, black = background, gray = unknown",
+                            gr, "paint: white = subject, black = background, gray = unknown",
                             (wt.FOREGROUND_BRUSH, wt.BACKGROUND_BRUSH, wt.UNKNOWN_BRUSH),
                             "paint_editor", "trimap", "load a photo first")
                         unpainted = gr.Radio(list(wt.UNPAINTED_CHOICES), value="background",
                                              label="unpainted pixels are")
                     with gr.Tab("Mask + band", id="mask") as tab_mask:
                         mask = _brush_editor(
-                            gr, layers_editor, "paint roughly over the subject", (wt.MASK_BRUSH,),
+                            gr, "paint roughly over the subject", (wt.MASK_BRUSH,),
                             "mask_editor", "mask", "load a photo first")
-                        mask_file = upload_image(label="or upload a mask (white = subject)",
-                                             type="filepath", image_mode=None,
-                                             sources=["upload"], elem_id="mask_file", height=160)
+                        mask_file = upload_image("or upload a mask (white = subject)",
+                                                 sources=["upload"], elem_id="mask_file",
+                                                 height=160)
                         band_width = gr.Slider(1, 60, value=10, step=1,
                                                label="unknown band: pixels on each side of the "
                                                      "mask's edge (tools/make_trimap.py "
                                                      "--unknown_width)")
                     with gr.Tab("Scribbles", id="scribbles") as tab_scribbles:
                         scribbles = _brush_editor(
-                            gr, layers_editor, "a few strokes: white on the subject, black on the background",
+                            gr, "a few strokes: white on the subject, black on the background",
                             (wt.FOREGROUND_BRUSH, wt.BACKGROUND_BRUSH), "scribble_editor",
                             "scribbles", "load a photo first")
                         scribble_pixels = gr.Slider(
@@ -278,9 +281,9 @@ def build_page(app):
                 bg_kind = gr.Radio(list(wm.BACKGROUND_KINDS), value="colour", label="kind",
                                    elem_id="bg_kind")
                 bg_color = gr.ColorPicker(value="#1e90ff", label="colour", elem_id="bg_color")
-                bg_picture = upload_image(label="picture (cover-fitted: scaled and centre-cropped)",
-                                      type="filepath", image_mode=None, sources=["upload"],
-                                      height=160, elem_id="bg_picture")
+                bg_picture = upload_image("picture (cover-fitted: scaled and centre-cropped)",
+                                          sources=["upload"], height=160,
+                                          elem_id="bg_picture")
                 bg_blur = gr.Slider(1, 60, value=12, step=1,
                                     label="blurred photo: blur sigma (pixels)")
             with gr.Column(scale=1):
