@@ -10,6 +10,7 @@ panel) into docs/images/.
 """
 import json
 import os
+import pathlib
 import shutil
 import socket
 import subprocess
@@ -68,31 +69,36 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """``tools/web_app.py`` on a free port, its temporary folder and working directory fresh
-    folders; stopped (by its pid) after the module's tests."""
+    """``tools/web_app.py`` on a free port, as a user starts it (its own temporary folder, made
+    inside a fresh system temp dir here), in a fresh working directory; stopped by its pid after
+    the module's tests, and then its temporary folder must be gone."""
     base = tmp_path_factory.mktemp("web_app")
-    temp_dir, work_dir = base / "app_temp", base / "cwd"
+    system_tmp, work_dir = base / "system_tmp", base / "cwd"
+    system_tmp.mkdir()
     work_dir.mkdir()
-    env = dict(os.environ)
+    env = dict(os.environ, TMPDIR=str(system_tmp))
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("GRADIO_TEMP_DIR", None)
     proc = subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, "tools", "web_app.py"), "--port", str(_free_port()),
-         "--temp_dir", str(temp_dir)],
+        [sys.executable, os.path.join(ROOT, "tools", "web_app.py"), "--port", str(_free_port())],
         cwd=str(work_dir), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
                      daemon=True).start()
-    url = None
+    ready = None
     deadline = time.time() + STARTUP_SECONDS
-    while time.time() < deadline and url is None and proc.poll() is None:
-        url = next((line.split()[3] for line in list(lines)
-                    if line.startswith("ppmatting web app: ")), None)
+    while time.time() < deadline and ready is None and proc.poll() is None:
+        ready = next((line for line in list(lines) if line.startswith("ppmatting web app: ")),
+                     None)
         time.sleep(0.2)
     try:
-        if url is None:
+        if ready is None:
             pytest.fail(f"the web app did not start:\n{''.join(lines)}")
-        yield Server(proc, url, temp_dir, work_dir, lines)
+        # "ppmatting web app: URL (temporary files in FOLDER; Ctrl+C stops it)"
+        url = ready.split()[3]
+        temp_dir = ready.split("temporary files in ")[1].split(";")[0]
+        assert os.path.dirname(temp_dir) == str(system_tmp)
+        yield Server(proc, url, pathlib.Path(temp_dir), work_dir, lines)
     finally:
         proc.terminate()
         try:
@@ -100,6 +106,8 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    # a stopped app leaves nothing behind in the system's temp dir
+    assert os.listdir(system_tmp) == [], "".join(lines)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from ppmatting.apps.web_matting import (DEFAULT_MAX_PHOTO_PIXELS,  # noqa: E402
-                                        DEFAULT_SCRIBBLE_PIXELS)
+                                        DEFAULT_SCRIBBLE_PIXELS, SCRIBBLE_PIXEL_RANGE)
 from ppmatting.utils.cli import add_config_arguments  # noqa: E402
 from ppmatting.utils.errors import InputError, run_cli  # noqa: E402
 
@@ -61,6 +61,13 @@ def main(argv=None):
         raise InputError("--opts is not taken here: the page sets the model's parameters")
     if not 0 < args.port < 65536:
         raise InputError(f"--port {args.port}: expected 1-65535")
+    if args.max_photo_pixels < 1:
+        raise InputError(f"--max_photo_pixels {args.max_photo_pixels}: expected a positive number")
+    if args.max_memory_gb is not None and not args.max_memory_gb > 0:
+        raise InputError(f"--max_memory_gb {args.max_memory_gb}: expected a positive number")
+    low, high = SCRIBBLE_PIXEL_RANGE
+    if not low <= args.scribble_pixels <= high:
+        raise InputError(f"--scribble_pixels {args.scribble_pixels}: expected {low:,} to {high:,}")
     # only look for Gradio here: importing it now would fix its temp dir before ours is set
     if importlib.util.find_spec("gradio") is None:
         raise InputError('the web app needs Gradio: pip install -e ".[web]"')

@@ -15,6 +15,7 @@ import atexit
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import traceback
@@ -252,7 +253,8 @@ def build_page(app):
                             (wt.FOREGROUND_BRUSH, wt.BACKGROUND_BRUSH), "scribble_editor",
                             "scribbles", "load a photo first")
                         scribble_pixels = gr.Slider(
-                            20_000, 1_000_000, value=settings.scribble_pixels, step=10_000,
+                            *wm.SCRIBBLE_PIXEL_RANGE, value=settings.scribble_pixels,
+                            step=10_000,
                             label="solve at most this many pixels (larger photos are solved "
                                   "downscaled, then upsampled guided by the photo)")
         with gr.Row():
@@ -463,6 +465,8 @@ def serve(settings, log=print, block=True):
     sys.stdout.flush()
     if not block:
         return page, url
+    # a plain SIGTERM would skip the atexit removal of the temporary folder
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
         page.block_thread()
     finally:

@@ -46,6 +46,7 @@ DEFAULT_MAX_PHOTO_PIXELS = 25_000_000
 # scribbles leave almost the whole photo unknown, so the solve is as large as the photo: classical
 # methods solve at most this many pixels (about a 400 x 375 photo) and upsample guided by the photo
 DEFAULT_SCRIBBLE_PIXELS = 150_000
+SCRIBBLE_PIXEL_RANGE = (20_000, 1_000_000)  # the page's slider
 # result folders of earlier requests kept on disk (each holds a few PNGs of one photo)
 KEEP_RESULTS = 20
 

@@ -89,8 +89,15 @@ def paint_labels(layers, size_hw, brushes=BRUSH_VALUES, what="painted trimap"):
         if not painted.any():
             continue
         rgb = layer[:, :, :3][painted].astype(np.int32)
-        distance = ((rgb[:, None, :] - colors[None, :, :]) ** 2).sum(axis=2)
-        labels[painted] = values[distance.argmin(axis=1)]
+        # nearest brush colour, one colour at a time (memory stays two values per painted pixel)
+        best = np.full(len(rgb), np.iinfo(np.int32).max, np.int32)
+        chosen = np.zeros(len(rgb), np.int16)
+        for color, value in zip(colors, values):
+            distance = ((rgb - color) ** 2).sum(axis=1, dtype=np.int32)
+            closer = distance < best
+            best[closer] = distance[closer]
+            chosen[closer] = value
+        labels[painted] = chosen
     return labels
 
 
