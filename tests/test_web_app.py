@@ -296,3 +296,24 @@ def test_result_folders_keep_only_the_last_few(tmp_path):
         made.append(folders.new())
         os.utime(made[-1], (1000 + i, 1000 + i))
     assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in made[-3:])
+
+
+# ---- tools/web_app.py's own checks (before anything starts) ---------------------------------------
+@pytest.mark.parametrize("argv, message", [
+    (["--scribble_pixels", "5"], "error: --scribble_pixels 5: expected 20,000 to 1,000,000"),
+    (["--model_path", "no_such_weights.pdparams"],
+     "error: no_such_weights.pdparams: --model_path not found"),
+    (["--port", "70000"], "error: --port 70000: expected 1-65535"),
+    (["--opts", "model.epsilon=1e-6"], "error: --opts is not taken here"),
+])
+def test_web_app_tool_refuses_bad_flags_in_one_line(argv, message, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tool_web_app",
+                                                  os.path.join(ROOT, "tools", "web_app.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith(message)

@@ -65,6 +65,9 @@ def main(argv=None):
         raise InputError(f"--max_photo_pixels {args.max_photo_pixels}: expected a positive number")
     if args.max_memory_gb is not None and not args.max_memory_gb > 0:
         raise InputError(f"--max_memory_gb {args.max_memory_gb}: expected a positive number")
+    for flag, path in (("--config", args.config), ("--model_path", args.model_path)):
+        if path and not os.path.exists(path):
+            raise InputError(f"{path}: {flag} not found")
     low, high = SCRIBBLE_PIXEL_RANGE
     if not low <= args.scribble_pixels <= high:
         raise InputError(f"--scribble_pixels {args.scribble_pixels}: expected {low:,} to {high:,}")
