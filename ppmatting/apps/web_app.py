@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ppmatting.apps import web_matting as wm
+from ppmatting.apps.background import parse_background
 from ppmatting.apps import web_trimap as wt
 from ppmatting.cvlibs.config import PROJECT_ROOT
 from ppmatting.utils.errors import InputError, PPMattingError
@@ -413,8 +414,6 @@ def build_page(app):
             try:
                 image01 = wm.read_photo(photo_path, settings.max_photo_pixels)
                 trimap_u8 = wm.build_trimap("upload", image01.shape[:2], trimap_path=trimap_path)
-                from ppmatting.apps.background import parse_background
-
                 background = parse_background(background_spec or "dodgerblue")
                 result = app.matte(photo_path, image01, trimap_u8, "upload",
                                    model_label or app.default_choice, {}, background, None,

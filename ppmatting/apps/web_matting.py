@@ -221,9 +221,12 @@ def shown_name(path):
     return os.path.basename(os.fspath(path)) if path else "file"
 
 
-def _renamed(err, path):
-    """The same error with the server's copy of an upload named by its file name only."""
-    return InputError(str(err).replace(os.fspath(path), shown_name(path)))
+def read_upload(reader, path):
+    """``reader(path)``; an error names the upload by its file name, not by the server's copy."""
+    try:
+        return reader(path)
+    except InputError as err:
+        raise InputError(str(err).replace(os.fspath(path), shown_name(path))) from None
 
 
 def image_size(path):
@@ -266,10 +269,7 @@ def read_photo(path, max_pixels=DEFAULT_MAX_PHOTO_PIXELS):
         check_photo(path, max_pixels)
     if not path:
         raise InputError("no photo: upload one, or click one of the examples")
-    try:
-        return read_image(path)
-    except InputError as err:
-        raise _renamed(err, path) from None
+    return read_upload(read_image, path)
 
 
 def read_trimap_upload(path, size_hw):
@@ -277,10 +277,7 @@ def read_trimap_upload(path, size_hw):
     size."""
     if not path:
         raise InputError("no trimap uploaded: upload one, or make one in another tab")
-    try:
-        trimap_u8 = read_trimap(path)
-    except InputError as err:
-        raise _renamed(err, path) from None
+    trimap_u8 = read_upload(read_trimap, path)
     check_same_size(tuple(size_hw), "the photo", trimap_u8.shape, shown_name(path))
     return trimap_u8
 
@@ -289,10 +286,7 @@ def read_mask_upload(path, size_hw):
     """An uploaded rough subject mask (any gray image) of the photo's size: float32 H x W."""
     from ppmatting.utils.io import read_alpha
 
-    try:
-        mask01 = read_alpha(path)
-    except InputError as err:
-        raise _renamed(err, path) from None
+    mask01 = read_upload(read_alpha, path)
     check_same_size(tuple(size_hw), "the photo", mask01.shape, shown_name(path))
     return mask01
 
@@ -360,10 +354,7 @@ def background_from_page(kind, color="#1e90ff", picture_path=None, blur_sigma=12
     if kind == "picture":
         if not picture_path:
             raise InputError("new background: upload a picture, or pick a colour")
-        try:
-            return parse_background(picture_path)
-        except InputError as err:
-            raise _renamed(err, picture_path) from None
+        return read_upload(parse_background, picture_path)
     if kind == "blurred photo":
         return parse_background(f"blur:{float(blur_sigma):g}")
     raise InputError(f"new background: '{kind}' is not one of {', '.join(BACKGROUND_KINDS)}")
