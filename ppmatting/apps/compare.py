@@ -15,13 +15,18 @@ def _as_rgb_u8(array):
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
     elif array.shape[2] == 4:
-        # show transparency on a checkerboard, as image editors do
-        rgb = array[:, :, :3].astype(np.float32) / 255.0
-        alpha = array[:, :, 3:].astype(np.float32) / 255.0
-        yy, xx = np.mgrid[:array.shape[0], :array.shape[1]]
-        checker = np.where(((yy // 8) + (xx // 8)) % 2 == 0, 0.8, 0.6).astype(np.float32)
-        array = to_uint8(alpha * rgb + (1 - alpha) * checker[:, :, None])
+        array = on_checkerboard(array)
     return array
+
+
+def on_checkerboard(rgba_u8, square=8):
+    """Show an RGBA uint8 H x W x 4 picture's transparency on a gray checkerboard of ``square``
+    pixels, as image editors do: uint8 H x W x 3 RGB."""
+    rgb = rgba_u8[:, :, :3].astype(np.float32) / 255.0
+    alpha = rgba_u8[:, :, 3:].astype(np.float32) / 255.0
+    yy, xx = np.mgrid[:rgba_u8.shape[0], :rgba_u8.shape[1]]
+    checker = np.where(((yy // square) + (xx // square)) % 2 == 0, 0.8, 0.6).astype(np.float32)
+    return to_uint8(alpha * rgb + (1 - alpha) * checker[:, :, None])
 
 
 def _fit_label(text, max_width, font_scale):
