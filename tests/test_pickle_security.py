@@ -499,3 +499,65 @@ def test_pth_size_attacks_are_refused(tmp_path):
     assert os.path.getsize(bomb) < 1 << 20
     with pytest.raises(InputError, match="more than the file's size allows"):
         weights.read_state_dict(str(bomb))
+
+
+def test_npz_and_zip_directory_sizes_are_checked_before_reading(tmp_path, monkeypatch):
+    # an .npy header may declare any shape; NumPy would allocate it before reading the data
+    header = {"descr": "<f4", "fortran_order": False, "shape": (10 ** 12,)}
+    buffer = __import__("io").BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, header)
+    path = tmp_path / "lie.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("w.npy", buffer.getvalue() + bytes(16))
+    with pytest.raises(InputError, match=r"w.npy declares \[1000000000000\] float32"):
+        weights.read_state_dict(str(path))
+    ok = tmp_path / "ok.npz"
+    np.savez(ok, w=np.arange(3, dtype=np.float32))
+    np.testing.assert_array_equal(weights.read_state_dict(str(ok))["w"], [0, 1, 2])
+    from ppmatting.weights import files
+    monkeypatch.setattr(files, "MAX_ZIP_DIRECTORY", 10)
+    with pytest.raises(InputError, match="the zip directory takes"):
+        weights.read_state_dict(str(ok))
+
+
+def test_damaged_files_give_one_line_errors_never_tracebacks(tmp_path):
+    """Random byte flips, cuts and insertions in a real .pdparams and a real .pth: every result
+    is a state dict or a one-line InputError."""
+    import paddle
+    rng = np.random.default_rng(0)
+    pdparams = tmp_path / "model.pdparams"
+    paddle.save({"a": paddle.to_tensor(rng.standard_normal((3, 4)).astype(np.float32)),
+                 "b": paddle.to_tensor(np.arange(5, dtype=np.int64))}, str(pdparams))
+    pth = write_pth(tmp_path / "model.pth", {"state_dict": {"w": rng.standard_normal(6).astype(
+        np.float32), "t": TorchTensor(TorchStorage(np.arange(6, dtype=np.float32)), 1, (2, 2), (1, 2))}})
+    with zipfile.ZipFile(pth) as archive:
+        data_pkl = archive.read("archive/data.pkl")
+        storages = {n: archive.read(n) for n in archive.namelist() if n != "archive/data.pkl"}
+    outcomes = {"ok": 0, "refused": 0}
+    for trial in range(400):
+        source = pdparams.read_bytes() if trial % 2 else data_pkl
+        data = bytearray(source)
+        for _ in range(int(rng.integers(1, 4))):
+            kind, at = int(rng.integers(3)), int(rng.integers(len(data)))
+            if kind == 0:
+                data[at] = int(rng.integers(256))
+            elif kind == 1:
+                del data[at:at + int(rng.integers(1, 9))]
+            else:
+                data[at:at] = bytes(rng.integers(0, 256, int(rng.integers(1, 5)), dtype=np.uint8))
+        path = tmp_path / f"damaged{trial}.pth"
+        if trial % 2:
+            path.write_bytes(bytes(data))
+        else:
+            with zipfile.ZipFile(path, "w") as archive:
+                archive.writestr("archive/data.pkl", bytes(data))
+                for name, blob in storages.items():
+                    archive.writestr(name, blob)
+        try:
+            state = weights.read_state_dict(str(path))
+            assert isinstance(state, dict)
+            outcomes["ok"] += 1
+        except InputError as err:
+            assert "\n" not in str(err) and str(path) in str(err)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 100  # the damage was real

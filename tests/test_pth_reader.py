@@ -143,6 +143,16 @@ def test_files_torch_writes_today(tmp_path):
             assert_identical(got[name], np.ascontiguousarray(want), name)
 
 
+def test_torch_reads_what_this_reader_does_not_implement(tmp_path, caplog):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "float8.pth"
+    torch.save({"w": torch.tensor([1.0, -2.0, 0.5]).to(torch.float8_e4m3fn)}, path)
+    with caplog.at_level("WARNING", logger="ppmatting.weights"):
+        state = weights.read_state_dict(str(path))
+    assert "torch.load(weights_only=True)" in caplog.text
+    assert state["w"].dtype == np.float32 and state["w"].tolist() == [1.0, -2.0, 0.5]
+
+
 # ---- the published checkpoint's story, full size ------------------------------------------------
 def load_tool(name):
     spec = importlib.util.spec_from_file_location(f"ppm_tool_{name}",

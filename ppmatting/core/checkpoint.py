@@ -327,7 +327,10 @@ class _PendingGeneratorState(Pending):
         if self.state is None:
             raise Refused("GeneratorState without its state")
         generator = libpaddle.GeneratorState.__new__(libpaddle.GeneratorState)
-        generator.__setstate__(self.state)
+        try:
+            generator.__setstate__(self.state)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise Refused(f"GeneratorState: {err}") from None
         return generator
 
 

@@ -32,6 +32,7 @@ logger = logging.getLogger("ppmatting.weights")
 PADDLE_METADATA_KEYS = ("StructuredToParameterName@@",)
 PADDLE_SPLIT_KEY = "UnpackBigParamInfor@@"   # sic: Paddle's key for tensors saved in slices
 ZIP_MAGIC = b"PK\x03\x04"
+MAX_ZIP_DIRECTORY = 16 << 20  # a DIM .pth's zip directory takes about 5 KB
 TORCH_FALLBACK_MIN = (2, 6)  # weights_only=True could run code before 2.6 (CVE-2025-32434)
 
 
@@ -97,8 +98,41 @@ def _torch_fallback(path):
                          f"({text.splitlines()[0] if text else type(err).__name__})") from None
 
 
+def _zip_directory_bytes(path):
+    """Size of a zip's central directory from its end record (zip64 too), before ``zipfile``
+    turns every entry into an object (about ten times the bytes each entry takes on disk)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        handle.seek(max(0, size - (1 << 16) - 22))
+        tail = handle.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) < at + 22:
+            raise InputError(f"{path}: not a readable zip archive (no end record)")
+        directory = int.from_bytes(tail[at + 12:at + 16], "little")
+        if directory == 0xFFFFFFFF and at >= 20 and tail[at - 20:at - 16] == b"PK\x06\x07":
+            handle.seek(int.from_bytes(tail[at - 12:at - 4], "little"))
+            record = handle.read(56)
+            if record[:4] == b"PK\x06\x06" and len(record) == 56:
+                directory = int.from_bytes(record[40:48], "little")
+    return directory
+
+
 def _read_npz(path):
+    """``.npz`` without pickles; every member's declared shape is checked against the file's size
+    before NumPy allocates it."""
+    budget = torch_files.MAX_EXPANSION * os.path.getsize(path) + torch_files.EXPANSION_SLACK
     try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = header(member)
+                budget -= int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if budget < 0:
+                    raise InputError(f"{path}: {info.filename} declares {list(shape)} {dtype}, "
+                                     f"more than the file's size allows")
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
     except (ValueError, OSError, zipfile.BadZipFile) as err:
@@ -111,6 +145,10 @@ def read_weights_object(path):
     with open(path, "rb") as handle:
         magic = handle.read(4)
     if magic == ZIP_MAGIC:
+        if _zip_directory_bytes(path) > MAX_ZIP_DIRECTORY:
+            raise InputError(f"{path}: the zip directory takes {_zip_directory_bytes(path):,} "
+                             f"bytes (at most {MAX_ZIP_DIRECTORY:,}): far more entries than a "
+                             f"checkpoint has")
         try:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
@@ -228,9 +266,10 @@ def _to_numpy(value):
         return value[1]  # Paddle's pickled tensor: (tensor name, array)
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor (torch fallback)
         value = value.detach().cpu()
-        if str(value.dtype) == "torch.bfloat16":
-            value = value.float()
-        return value.numpy()
+        try:
+            return value.numpy()
+        except TypeError:  # bfloat16, float8: no NumPy dtype
+            return value.float().numpy()
     if hasattr(value, "numpy") and hasattr(value, "place"):  # paddle.Tensor
         return value.numpy()
     return None

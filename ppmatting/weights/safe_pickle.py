@@ -754,8 +754,15 @@ def load(handle, size, extra_globals=None, persistent_load=None):
     Raises :class:`Refused` (message without a path) when the pickle asks for anything this reader
     does not do; nothing from the file is executed either way.
     """
-    value = SafeUnpickler(handle, size, extra_globals, persistent_load).load()
-    return finish(value)
+    try:
+        value = SafeUnpickler(handle, size, extra_globals, persistent_load).load()
+        return finish(value)
+    except Refused:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError,
+            struct.error) as err:
+        # every opcode checks its operands; this is the net for a combination it did not foresee
+        raise Refused(f"malformed pickle ({type(err).__name__}: {err})") from None
 
 
 def loads(data, extra_globals=None, persistent_load=None):
