@@ -113,6 +113,17 @@ def test_forward_shapes_and_ranges(variant, hw, mm_model, ps_model):
         for value in out.values():
             assert tuple(value.shape) == (1, 1, height, width)
             assert float(value.min()) >= 0.0 and float(value.max()) <= 1.0
+        alpha, pred = out["alpha"].numpy(), out["alpha_pred"].numpy()
+        np.testing.assert_array_equal(alpha, out["alpha_refined"].numpy())  # the refined one
+        assert np.abs(alpha - pred).max() > 1e-4 and pred.std() > 0  # both computed, not constant
+    # the trimap is an input: another trimap, another alpha; the same one, the same alpha
+    other = np.where(trimap == 128, 255.0, trimap).astype(np.float32)
+    with paddle.no_grad():
+        again = model(paddle.to_tensor(img), paddle.to_tensor(trimap))["alpha"].numpy()
+        moved = model(paddle.to_tensor(img), paddle.to_tensor(other))["alpha"].numpy()
+        first = model(paddle.to_tensor(img), paddle.to_tensor(trimap))["alpha"].numpy()
+    np.testing.assert_array_equal(again, first)   # deterministic, so any change is the trimap's
+    assert np.abs(moved - first).max() > 0
 
 
 @pytest.mark.parametrize("variant", ["mmediting", "paddleseg"])
@@ -199,9 +210,16 @@ def test_stage1_network_returns_the_decoder_alpha():
     paddle.seed(6)
     model = DIM()  # defaults: VGG16 + PlainDecoder, no refiner
     model.eval()
+    img = paddle.to_tensor(np.random.default_rng(6).standard_normal((1, 3, 64, 64)).astype(np.float32))
     with paddle.no_grad():
-        out = model(paddle.zeros([1, 3, 64, 64]), paddle.full([1, 1, 64, 64], 128.0))
+        out = model(img, paddle.full([1, 1, 64, 64], 128.0))
+        logit, alpha_pred = model.decoder(*model.backbone(paddle.concat(
+            [img, paddle.full([1, 1, 64, 64], 128.0 / 255.0)], axis=1)))
     assert set(out) == {"alpha_pred", "alpha"} and model.refiner is None
+    np.testing.assert_array_equal(out["alpha"].numpy(), out["alpha_pred"].numpy())
+    # the decoder's alpha, which is the sigmoid of its logit
+    np.testing.assert_allclose(out["alpha"].numpy(), alpha_pred.numpy(), atol=1e-6)
+    np.testing.assert_allclose(alpha_pred.numpy(), 1 / (1 + np.exp(-logit.numpy())), atol=1e-6)
 
 
 # ---- VGG16 ImageNet initialisation ------------------------------------------------------------------
