@@ -163,7 +163,11 @@ def array_from_bytes(raw, dtype, shape, fortran=False, where="array"):
     if count * dtype.itemsize != len(raw):
         raise Refused(f"{where}: shape {list(shape)} of {dtype.str} needs "
                       f"{count * dtype.itemsize} bytes, the file holds {len(raw)}")
-    array = np.frombuffer(raw, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
+    order = "F" if fortran else "C"
+    if isinstance(raw, Payload) and not raw.taken:
+        raw.taken = True  # the array is a writable view of the buffer read from the file
+        return np.frombuffer(raw, dtype=dtype, count=count).reshape(shape, order=order)
+    array = np.frombuffer(raw, dtype=dtype, count=count).reshape(shape, order=order)
     return array.copy(order="K")
 
 
@@ -318,6 +322,18 @@ def _short(value, limit=60):
 
 
 # ---- the machine ---------------------------------------------------------------------------------
+BIG_PAYLOAD = 1 << 16  # bytes: read into a Payload, which arrays use without copying
+
+
+class Payload(bytearray):
+    """A large ``BINBYTES`` payload (pickle's bytes), read into a writable buffer so that the
+    array it holds is a view of it rather than a second copy (peak memory = the file's size).
+    One array may take it as its memory; any other use copies. Left in the result (bytes that
+    were not array data), :func:`finish` turns it back into ``bytes``."""
+    __hash__ = None
+    taken = False
+
+
 class _Input:
     """Bytes from a binary file with a known number of bytes left; every read is checked first."""
 
@@ -332,6 +348,18 @@ class _Input:
             raise Refused("the file ends early")
         self.left -= n
         return data
+
+    def read_payload(self, n):
+        """``n`` bytes as ``bytes``, or as a :class:`Payload` when large."""
+        if n < BIG_PAYLOAD:
+            return self.read(n, "bytes")
+        if n > self.left:
+            raise Refused(f"bytes declares {n} bytes but only {self.left} remain in the file")
+        payload = Payload(n)
+        if self.handle.readinto(payload) != n:
+            raise Refused("the file ends early")
+        self.left -= n
+        return payload
 
     def readline(self, what):
         line = self.handle.readline(min(MAX_LINE + 1, self.left))
@@ -486,9 +514,9 @@ class SafeUnpickler:
             elif code == 0x43:                                     # SHORT_BINBYTES 'C'
                 stack.append(read(read(1)[0], "bytes"))
             elif code == 0x42:                                     # BINBYTES 'B'
-                stack.append(read(_uint(read(4)), "bytes"))
+                stack.append(self.input.read_payload(_uint(read(4))))
             elif code == 0x8E:                                     # BINBYTES8
-                stack.append(read(_uint(read(8)), "bytes"))
+                stack.append(self.input.read_payload(_uint(read(8))))
             elif code == 0x96:                                     # BYTEARRAY8
                 stack.append(bytearray(read(_uint(read(8)), "bytearray")))
             elif code == 0x4E:                                     # NONE 'N'
@@ -704,10 +732,13 @@ def finish(value):
             raise Refused(f"'{obj.qualname}' appears as a value; a weights file holds data")
         kind = type(obj)
         if not isinstance(obj, Pending) and kind not in (dict, OrderedDict, list, tuple, set,
-                                                         frozenset):
+                                                         frozenset, Payload):
             return obj, 1
         key = id(obj)
         if key in done:
+            return done[key]
+        if kind is Payload:   # bytes that were not array data; converted once, however shared
+            done[key] = (bytes(obj), 1)
             return done[key]
         if isinstance(obj, Pending):  # finished once, however often the memo repeats it
             done[key] = (obj.finish(), 1)

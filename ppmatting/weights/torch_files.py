@@ -63,6 +63,7 @@ class Storage(Pending):
         self.dtype, self.bf16 = _element(dtype_code)
         self.data = None
         self.base, self.base_offset = None, 0   # legacy views: a range of another storage
+        self.users = 0                          # tensors built on it
 
     @property
     def nbytes(self):
@@ -106,6 +107,7 @@ class PendingTensor(Pending):
             raise Refused(f"tensor with size {size}, stride {stride}, offset {offset!r}")
         self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
         self.view_dtype = view_dtype      # v3: untyped storage read as this dtype
+        storage.users += 1
         count = 1
         for n in size:
             count *= n
@@ -130,13 +132,30 @@ class PendingTensor(Pending):
                               f"offset {self.offset} reaches element {last} of storage "
                               f"'{self.storage.key}', which has {len(elements)}")
             itemsize = elements.dtype.itemsize
-            view = np.lib.stride_tricks.as_strided(
-                elements[self.offset:], shape=self.size,
-                strides=tuple(s * itemsize for s in self.stride), writeable=False)
-            array = np.array(view, order="C")   # a copy: tensors never share memory
+            if self._whole_storage(len(elements)):
+                # the usual case: one tensor, its own storage, C order; the buffer read from the
+                # file becomes the array's memory
+                array = elements.reshape(self.size)
+            else:
+                view = np.lib.stride_tricks.as_strided(
+                    elements[self.offset:], shape=self.size,
+                    strides=tuple(s * itemsize for s in self.stride), writeable=False)
+                array = np.array(view, order="C")   # a copy: tensors never share memory
         if bf16:
             array = (array.astype(np.uint32) << 16).view(np.float32)
         return array.astype(array.dtype.newbyteorder("="), copy=False)
+
+
+    def _whole_storage(self, numel):
+        if self.storage.users != 1 or self.storage.base is not None or self.offset != 0 or \
+                self.count != numel or not self.storage.data.flags.writeable:
+            return False
+        expected = 1
+        for n, s in zip(reversed(self.size), reversed(self.stride)):
+            if n > 1 and s != expected:
+                return False
+            expected *= n
+        return True
 
 
 def _rebuild_globals(budget):
@@ -246,10 +265,10 @@ def _read_member(archive, info, budget, expected=None):
     if expected is not None and info.file_size != expected:
         raise Refused(f"{info.filename} holds {info.file_size} bytes, the pickle declares {expected}")
     budget.take(info.file_size, info.filename)
+    data = bytearray(info.file_size)   # writable: arrays may use it as their memory
     with archive.open(info) as member:
-        data = member.read(info.file_size + 1)
-    if len(data) != info.file_size:
-        raise Refused(f"{info.filename}: size differs from the archive's directory")
+        if member.readinto(data) != info.file_size or member.read(1):
+            raise Refused(f"{info.filename}: size differs from the archive's directory")
     return data
 
 
@@ -322,7 +341,7 @@ def read_legacy(handle, file_size):
 def _read_exact(handle, n, available):
     if n > available:
         raise Refused(f"a storage declares {n} bytes but only {available} remain in the file")
-    data = handle.read(n)
-    if len(data) != n:
+    data = bytearray(n)
+    if handle.readinto(data) != n:
         raise Refused("the file ends early")
     return data
