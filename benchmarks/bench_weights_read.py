@@ -3,8 +3,8 @@ the unrestricted ones they replace.
 
     python benchmarks/bench_weights_read.py [--repeat 3] [--folder /tmp/bench_weights]
 
-Writes one set of seeded random weights with the paper's DIM shapes (mmediting names, 50 tensors,
-26,276,802 float32 values, about 105 MB) as a Paddle ``.pdparams`` (``paddle.save``) and as
+Writes one set of seeded random weights with the paper's DIM shapes (50 tensors, 26,276,802
+float32 values, about 105 MB) as a Paddle ``.pdparams`` (``paddle.save``) and as
 PyTorch ``.pth`` files in the zip and legacy formats (with torch when it is installed, else with
 the tests' writer ``tests/pickle_forge.py``, which ``tools/dev/make_pth_fixtures.py --check-forge``
 checks against torch), then reads each file with ppmatting's ``read_state_dict`` and with the
@@ -30,35 +30,13 @@ import numpy as np  # noqa: E402
 
 from ppmatting.weights import read_state_dict  # noqa: E402
 
-BLOCKS = (2, 2, 3, 3, 3)
-
-
 def dim_state(seed=0):
-    """{mmediting name: float32 array} with the paper's DIM shapes."""
+    """{name: float32 array} with the shapes of the paper's DIM (ppmatting's names)."""
+    from ppmatting.models.dim import dim_vgg16
+    from ppmatting.weights import network_shapes
     rng = np.random.default_rng(seed)
-    channels = [(4, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
-                (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
-    shapes, index = OrderedDict(), 0
-    for block, convs in enumerate(BLOCKS, start=1):
-        for n in range(convs):
-            cin, cout = channels[index]
-            shapes[f"backbone.encoder.layer{block}.{2 * n}.weight"] = (cout, cin, 3, 3)
-            shapes[f"backbone.encoder.layer{block}.{2 * n}.bias"] = (cout,)
-            index += 1
-    shapes["backbone.encoder.conv6.weight"], shapes["backbone.encoder.conv6.bias"] = \
-        (512, 512, 1, 1), (512,)
-    for name, cin, cout, k in (("deconv6_1", 512, 512, 1), ("deconv5_1", 512, 512, 5),
-                               ("deconv4_1", 512, 256, 5), ("deconv3_1", 256, 128, 5),
-                               ("deconv2_1", 128, 64, 5), ("deconv1_1", 64, 64, 5),
-                               ("deconv1", 64, 1, 5)):
-        shapes[f"backbone.decoder.{name}.weight"] = (cout, cin, k, k)
-        shapes[f"backbone.decoder.{name}.bias"] = (cout,)
-    for name, cin, cout in (("refine_conv1", 4, 64), ("refine_conv2", 64, 64),
-                            ("refine_conv3", 64, 64), ("refine_pred", 64, 1)):
-        shapes[f"refiner.{name}.weight"] = (cout, cin, 3, 3)
-        shapes[f"refiner.{name}.bias"] = (cout,)
     return OrderedDict((name, (rng.standard_normal(shape) * 0.02).astype(np.float32))
-                       for name, shape in shapes.items())
+                       for name, shape in network_shapes(dim_vgg16()).items())
 
 
 def write_files(folder, state):

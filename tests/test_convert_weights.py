@@ -253,4 +253,4 @@ def test_unreadable_pth_input_is_a_one_line_error(tmp_path, capsys, monkeypatch)
     out = tmp_path / "out.pdparams"
     code, captured = run_tool_inprocess(capsys, "--from", "mmediting", str(src), str(out))
     assert code == 2 and not out.exists()
-    assert captured.err.strip() == f"error: {src}: not a readable zip archive (File is not a zip file)"
+    assert captured.err.strip() == f"error: {src}: not a readable zip archive (no end record)"

@@ -442,6 +442,8 @@ def _deep(levels):
                                                            b"\x00" * 8, Call("numpy", "dtype", "f8", False, True), (10 ** 9,), "C")).stop(),
      "needs"),
     ("shared_references_expand", _billion_laughs(), "expand"),
+    ("shared_references_in_an_error_message", b"\x80\x02cnumpy\ndtype\n(" + _billion_laughs()[2:-1]
+     + b"\x89\x88tR.", "dtype <list of 10> is not a numeric type code"),
     ("nested_1000_deep", _deep(1000), "nested more than"),
     ("list_contains_itself", b"\x80\x02]q\x00h\x00a.", "contains itself"),
     ("truncated", pickle.dumps({"a": np.zeros(4)}, protocol=4)[:-20], "ends|remain"),
@@ -561,3 +563,48 @@ def test_damaged_files_give_one_line_errors_never_tracebacks(tmp_path):
             assert "\n" not in str(err) and str(path) in str(err)
             outcomes["refused"] += 1
     assert outcomes["refused"] > 100  # the damage was real
+
+
+def test_checkpoint_manifest_cannot_point_outside_its_folder(tmp_path):
+    from ppmatting.core import checkpoint as ckpt
+    import paddle
+    folder = ckpt.save_checkpoint(tmp_path / "iter_1", {"w": paddle.ones([2])},
+                                  train_state={"iteration": 1})
+    manifest_path = os.path.join(folder, "manifest.json")
+    good = json.loads(open(manifest_path).read())
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"secret")
+    for name in ("../outside.bin", str(outside), "..", ""):
+        manifest = json.loads(json.dumps(good))
+        manifest["files"][name] = {"bytes": 6, "sha256": hashlib.sha256(b"secret").hexdigest()}
+        with open(manifest_path, "w") as handle:
+            json.dump(manifest, handle)
+        with pytest.raises(InputError, match="unreadable manifest"):
+            ckpt.load_checkpoint(folder)
+    with open(manifest_path, "w") as handle:
+        handle.write("[" * 100_000 + "]" * 100_000)  # deeper than the JSON parser recurses
+    with pytest.raises(InputError, match="not readable JSON"):
+        ckpt.read_train_state(folder)
+    with open(manifest_path, "w") as handle:
+        json.dump(good, handle)
+    os.remove(os.path.join(folder, "model.pdparams"))
+    os.symlink(outside, os.path.join(folder, "model.pdparams"))
+    with pytest.raises(InputError, match="a symbolic link"):
+        ckpt.load_checkpoint(folder)
+
+
+def test_damaged_zip_structure_gives_one_line_errors(tmp_path):
+    rng = np.random.default_rng(1)
+    pth = write_pth(tmp_path / "model.pth", {"state_dict": {"w": rng.standard_normal(64).astype(
+        np.float32)}})
+    original = pth.read_bytes()
+    for trial in range(200):
+        data = bytearray(original)
+        for _ in range(int(rng.integers(1, 4))):
+            data[int(rng.integers(len(data)))] = int(rng.integers(256))
+        path = tmp_path / f"zip{trial}.pth"
+        path.write_bytes(bytes(data))
+        try:
+            weights.read_state_dict(str(path))
+        except InputError as err:
+            assert "\n" not in str(err) and str(path) in str(err)

@@ -221,18 +221,45 @@ def verify_checkpoint(path):
     if not os.path.isfile(manifest_path):
         raise InputError(f"{path}: incomplete checkpoint (no {MANIFEST_FILE}); it was not written "
                          f"by ppmatting's trainer or its write was interrupted")
-    try:
-        with open(manifest_path, "r", encoding="utf-8") as handle:
-            files = json.load(handle)["files"]
-    except (ValueError, KeyError, TypeError):
-        raise InputError(f"{manifest_path}: unreadable manifest") from None
+    manifest = _read_json(manifest_path)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(
+            _plain_file_name(name) and isinstance(info, dict) and type(info.get("bytes")) is int
+            and isinstance(info.get("sha256"), str) for name, info in files.items()):
+        # a manifest naming '../x' or '/dev/...' would have us read files outside the folder
+        raise InputError(f"{manifest_path}: unreadable manifest (expected files: {{name: "
+                         f"{{bytes, sha256}}}} for files inside the folder)")
     for file_name, info in files.items():
         file_path = os.path.join(path, file_name)
+        if os.path.islink(file_path):
+            # the trainer writes plain files; a link could point at /proc/kcore or anything else
+            raise InputError(f"{file_path}: a symbolic link; a checkpoint folder holds plain files")
         if not os.path.isfile(file_path):
             raise InputError(f"{path}: checkpoint is missing {file_name}")
         if os.path.getsize(file_path) != info["bytes"] or _sha256(file_path) != info["sha256"]:
             raise InputError(f"{file_path}: corrupt (size or checksum differs from {MANIFEST_FILE})")
     return files
+
+
+MAX_JSON_BYTES = 64 << 20  # a manifest or train state takes a few kB
+
+
+def _plain_file_name(name):
+    return isinstance(name, str) and name not in ("", ".", "..") and \
+        os.path.basename(name) == name and "\\" not in name and "\0" not in name
+
+
+def _read_json(file_path):
+    """A JSON file of a checkpoint folder, or a one-line InputError (too large, not JSON, nested
+    deeper than Python's parser recurses)."""
+    if os.path.getsize(file_path) > MAX_JSON_BYTES:
+        raise InputError(f"{file_path}: {os.path.getsize(file_path):,} bytes, more than a "
+                         f"checkpoint's JSON file can need")
+    try:
+        with open(file_path, "r", encoding="utf-8") as handle:
+            return json.load(handle)
+    except (ValueError, RecursionError) as err:
+        raise InputError(f"{file_path}: not readable JSON ({type(err).__name__})") from None
 
 
 def read_train_state(path):
@@ -241,8 +268,10 @@ def read_train_state(path):
     files = verify_checkpoint(path)
     if STATE_FILE not in files:
         return {}
-    with open(os.path.join(path, STATE_FILE), "r", encoding="utf-8") as handle:
-        return json.load(handle)
+    state = _read_json(os.path.join(path, STATE_FILE))
+    if not isinstance(state, dict):
+        raise InputError(f"{os.path.join(path, STATE_FILE)}: expected a JSON object")
+    return state
 
 
 def load_checkpoint(path):
@@ -273,22 +302,21 @@ def load_checkpoint(path):
         return _checked_rng_state(read_pickle_file(file_path, extra_globals=_rng_globals()),
                                   file_path)
 
-    def read_json(file_path):
-        with open(file_path, "r", encoding="utf-8") as handle:
-            return json.load(handle)
-
     model = load(MODEL_FILE, read_paddle_file)
     if not isinstance(model, dict):
         raise InputError(f"{os.path.join(path, MODEL_FILE)}: not a state dict")
     optimizer = load(OPTIMIZER_FILE, read_paddle_file)
     if optimizer is not None and not isinstance(optimizer, dict):
         raise InputError(f"{os.path.join(path, OPTIMIZER_FILE)}: not an optimizer state dict")
+    train_state = load(STATE_FILE, _read_json) or {}
+    if not isinstance(train_state, dict):
+        raise InputError(f"{os.path.join(path, STATE_FILE)}: expected a JSON object")
     return {
         "path": path,
         "model": model,
         "optimizer": optimizer,
         "rng": load(RNG_FILE, read_rng),
-        "train_state": load(STATE_FILE, read_json) or {},
+        "train_state": train_state,
     }
 
 

@@ -20,8 +20,10 @@ them (no attacker-chosen hash collisions).
 
 Memory and time are bounded: every length the file declares (strings, bytes, frames) is checked
 against the bytes left in the file before anything is allocated; arrays must be exactly as large as
-the bytes that hold them; the number of opcodes is capped (``MAX_OPCODES``), as are integer sizes,
-text-line lengths and nesting depth; cyclic structures are refused.
+the bytes that hold them, and use the buffer read from the file as their memory (so reading costs
+the file's size once, as ``pickle.load`` does); the number of opcodes is capped (``MAX_OPCODES``),
+as are integer sizes, text-line lengths, nesting depth and the size of structures built from shared
+references; cyclic structures are refused.
 
 What the caller gets is plain data: ``dict``, ``OrderedDict``, ``list``, ``tuple``, ``set``,
 ``frozenset``, ``str``, ``bytes``, ``bytearray``, ``int``, ``float``, ``bool``, ``None``, NumPy arrays
@@ -104,7 +106,7 @@ def numeric_dtype(spec, where="dtype"):
             raise Refused(f"{where} {_short(spec)} is not a numeric type code")
         try:
             dtype = np.dtype(spec)
-        except TypeError:
+        except (TypeError, ValueError):
             raise Refused(f"{where} {_short(spec)} is not a NumPy type") from None
     if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype is not None \
             or dtype.hasobject:
@@ -316,8 +318,26 @@ def check_key(value):
 
 
 def _short(value, limit=60):
-    text = repr(value) if not isinstance(value, (Global, Pending)) else \
-        (value.qualname if isinstance(value, Global) else f"<{value.what}>")
+    """A bounded description of a value for a message (never the repr of a whole container: a few
+    bytes of shared references can stand for a structure whose repr would not fit in memory)."""
+    if isinstance(value, Global):
+        return value.qualname
+    if isinstance(value, Pending):
+        return f"<{value.what}>"
+    if isinstance(value, (str, bytes, bytearray)):
+        text = repr(value[:limit])
+    elif value is None or isinstance(value, (bool, int, float)):
+        text = repr(value)
+    elif isinstance(value, (tuple, list, dict, set, frozenset)):
+        text = f"<{type(value).__name__} of {len(value)}>"
+    else:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def one_line(error, limit=200):
+    """An exception's message on one bounded line."""
+    text = " ".join(str(error).split())
     return text if len(text) <= limit else text[:limit] + "..."
 
 
@@ -462,7 +482,7 @@ class SafeUnpickler:
         except Refused:
             raise
         except (TypeError, ValueError, OverflowError, MemoryError) as err:
-            raise Refused(f"{func.qualname}: {type(err).__name__}: {err}") from None
+            raise Refused(f"{func.qualname}: {type(err).__name__}: {one_line(err)}") from None
 
     def _build(self, target, state):
         if isinstance(target, Pending):
@@ -793,7 +813,7 @@ def load(handle, size, extra_globals=None, persistent_load=None):
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError,
             struct.error) as err:
         # every opcode checks its operands; this is the net for a combination it did not foresee
-        raise Refused(f"malformed pickle ({type(err).__name__}: {err})") from None
+        raise Refused(f"malformed pickle ({type(err).__name__}: {one_line(err)})") from None
 
 
 def loads(data, extra_globals=None, persistent_load=None):

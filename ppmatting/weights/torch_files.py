@@ -24,6 +24,7 @@ its element count says, a tensor must lie inside its storage, and the arrays mad
 import io
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -102,9 +103,11 @@ class PendingTensor(Pending):
         for name, value in (("size", size), ("stride", stride)):
             if type(value) is not tuple or len(value) > 32 or \
                     not all(type(n) is int and n >= 0 for n in value):
-                raise Refused(f"tensor {name} {value!r} is not a tuple of non-negative ints")
+                raise Refused(f"tensor {name} {safe_pickle._short(value)} is not a tuple of "
+                              f"non-negative ints")
         if len(size) != len(stride) or type(offset) is not int or offset < 0:
-            raise Refused(f"tensor with size {size}, stride {stride}, offset {offset!r}")
+            raise Refused(f"tensor with size {size}, stride {stride}, offset "
+                          f"{safe_pickle._short(offset)}")
         self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
         self.view_dtype = view_dtype      # v3: untyped storage read as this dtype
         storage.users += 1
@@ -266,9 +269,14 @@ def _read_member(archive, info, budget, expected=None):
         raise Refused(f"{info.filename} holds {info.file_size} bytes, the pickle declares {expected}")
     budget.take(info.file_size, info.filename)
     data = bytearray(info.file_size)   # writable: arrays may use it as their memory
-    with archive.open(info) as member:
-        if member.readinto(data) != info.file_size or member.read(1):
-            raise Refused(f"{info.filename}: size differs from the archive's directory")
+    try:
+        with archive.open(info) as member:
+            if member.readinto(data) != info.file_size or member.read(1):
+                raise Refused(f"{info.filename}: size differs from the archive's directory")
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, OSError,
+            zlib.error) as err:  # CRC mismatch, encryption, unknown compression, damage
+        raise Refused(f"{info.filename}: cannot be read from the archive "
+                      f"({safe_pickle.one_line(err)})") from None
     return data
 
 
@@ -313,7 +321,8 @@ def read_legacy(handle, file_size):
 
     protocol = safe_pickle.load(handle, left())
     if protocol != LEGACY_PROTOCOL:
-        raise Unsupported(f"legacy PyTorch format version {protocol!r} (expected {LEGACY_PROTOCOL})")
+        raise Unsupported(f"legacy PyTorch format version {safe_pickle._short(protocol)} "
+                          f"(expected {LEGACY_PROTOCOL})")
     sys_info = safe_pickle.load(handle, left())
     if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
         raise Unsupported("a legacy checkpoint written on a big-endian machine")
