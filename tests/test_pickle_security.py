@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import ppmatting  # noqa: F401 - fills the registries
-from pickle_forge import Call, Emit, Forge, TorchStorage, TorchTensor, write_pth, write_pth_legacy
+from pickle_forge import Call, Emit, Forge, TorchStorage, TorchTensor, write_pth
 from ppmatting import weights
 from ppmatting.utils.errors import InputError
 from ppmatting.weights import safe_pickle
@@ -45,7 +45,7 @@ class Payload:
         self.marker = marker
 
     def __reduce__(self):
-        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+        return os.system, (command(self.marker),)
 
 
 def command(marker):
@@ -438,9 +438,9 @@ def _deep(levels):
         b"cnumpy\nndarray\n"), (0,), b"b")).tuple_of(
         (1, (10 ** 12,), Call("numpy", "dtype", "f4", False, True), False, b"\x00" * 8))
         .raw(b"b").stop(), "needs 4000000000000 bytes"),
-    ("frombuffer_shape_lies", Forge(protocol=5).value(Call("numpy._core.numeric", "_frombuffer",
-                                                           b"\x00" * 8, Call("numpy", "dtype", "f8", False, True), (10 ** 9,), "C")).stop(),
-     "needs"),
+    ("frombuffer_shape_lies", Forge(protocol=5).value(Call(
+        "numpy._core.numeric", "_frombuffer", b"\x00" * 8, Call("numpy", "dtype", "f8", False, True),
+        (10 ** 9,), "C")).stop(), "needs"),
     ("shared_references_expand", _billion_laughs(), "expand"),
     ("shared_references_in_an_error_message", b"\x80\x02cnumpy\ndtype\n(" + _billion_laughs()[2:-1]
      + b"\x89\x88tR.", "dtype <list of 10> is not a numeric type code"),

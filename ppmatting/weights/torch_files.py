@@ -148,7 +148,6 @@ class PendingTensor(Pending):
             array = (array.astype(np.uint32) << 16).view(np.float32)
         return array.astype(array.dtype.newbyteorder("="), copy=False)
 
-
     def _whole_storage(self, numel):
         if self.storage.users != 1 or self.storage.base is not None or self.offset != 0 or \
                 self.count != numel or not self.storage.data.flags.writeable:
