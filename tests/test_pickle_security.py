@@ -608,3 +608,51 @@ def test_damaged_zip_structure_gives_one_line_errors(tmp_path):
             weights.read_state_dict(str(path))
         except InputError as err:
             assert "\n" not in str(err) and str(path) in str(err)
+
+
+@pytest.mark.parametrize("protocol", range(6))
+def test_legitimate_pickles_of_every_protocol_read_back_exactly(protocol):
+    rng = np.random.default_rng(protocol)
+    obj = {"conv.weight": rng.standard_normal((64, 64)).astype(np.float32),   # 16 KB
+           "big": rng.standard_normal(20_000).astype(np.float32),             # above BIG_PAYLOAD
+           "fortran": np.asfortranarray(rng.standard_normal((3, 5))),
+           "big_endian": np.arange(4, dtype=">i4"), "mask": np.array([True, False]),
+           "complex": np.array([1 + 2j], np.complex64), "empty": np.zeros((0, 3), np.float16),
+           "scalar": np.float32(1.5), "step": np.int64(-3),
+           "meta": OrderedDict([("iter", 10 ** 6), ("lr", [1e-5]), ("name", "dim\u00e9\n"),
+                                ("flags", {1, "a"}), ("pair", (1, (2, None))), ("raw", b"\x00\xff"),
+                                ("huge", 2 ** 70), ("frozen", frozenset({(1, 2)}))])}
+    got = safe_pickle.loads(pickle.dumps(obj, protocol=protocol))
+    want = pickle.loads(pickle.dumps(obj, protocol=protocol))
+    assert list(got) == list(want) and got["meta"] == want["meta"]
+    assert type(got["meta"]) is OrderedDict
+    for name in ("conv.weight", "big", "fortran", "big_endian", "mask", "complex", "empty"):
+        assert got[name].dtype.newbyteorder("=") == want[name].dtype.newbyteorder("=")
+        assert got[name].shape == want[name].shape and np.array_equal(got[name], want[name])
+        assert got[name].flags.writeable and got[name].flags.f_contiguous == want[name].flags.f_contiguous
+    assert got["scalar"] == np.float32(1.5) and type(got["scalar"]) is np.float32
+    assert got["step"] == -3 and type(got["step"]) is np.int64
+
+
+def test_paddle_files_read_as_paddle_load_reads_them(tmp_path):
+    import paddle
+    from ppmatting.weights import read_paddle_file
+    layer = paddle.nn.Linear(3, 2)
+    optimizer = paddle.optimizer.Adam(parameters=layer.parameters(),
+                                      learning_rate=paddle.optimizer.lr.StepDecay(0.1, 2))
+    layer(paddle.ones([1, 3])).sum().backward()
+    optimizer.step()
+    for name, obj in (("layer.pdparams", layer.state_dict()), ("adam.pdopt", optimizer.state_dict()),
+                      ("nested.pdparams", {"inner": {"w": paddle.ones([2])}, "n": 3})):
+        path = str(tmp_path / name)
+        paddle.save(obj, path)
+        want, got = paddle.load(path), read_paddle_file(path)
+        assert sorted(got) == sorted(want), name
+        for key, value in want.items():
+            if isinstance(value, paddle.Tensor):
+                assert isinstance(got[key], paddle.Tensor)
+                np.testing.assert_array_equal(got[key].numpy(), value.numpy())
+            elif isinstance(value, dict) and key == "inner":
+                np.testing.assert_array_equal(got[key]["w"].numpy(), value["w"].numpy())
+            else:
+                assert got[key] == value, (name, key)

@@ -381,10 +381,12 @@ class _Input:
         self.left -= n
         return payload
 
-    def readline(self, what):
-        line = self.handle.readline(min(MAX_LINE + 1, self.left))
+    def readline(self, what, limit=MAX_LINE):
+        """One text line (protocols 0-1). Numbers and names are short (``limit``); the text of
+        a string may take the rest of the file."""
+        line = self.handle.readline(min(limit + 1, self.left))
         if not line.endswith(b"\n"):
-            raise Refused(f"{what}: text line longer than {MAX_LINE} bytes or missing its end")
+            raise Refused(f"{what}: text line longer than {limit} bytes or missing its end")
         self.left -= len(line)
         return line[:-1]
 
@@ -657,10 +659,10 @@ class SafeUnpickler:
                 except ValueError:
                     raise Refused("FLOAT with an unreadable number") from None
             elif code == 0x56:                                     # UNICODE 'V'
-                line = self.input.readline("UNICODE")
+                line = self.input.readline("UNICODE", self.input.left)
                 stack.append(self._decode(line, "raw-unicode-escape"))
             elif code == 0x53:                                     # STRING 'S' (Python 2 str)
-                stack.append(self._py2_string(self.input.readline("STRING")))
+                stack.append(self._py2_string(self.input.readline("STRING", self.input.left)))
             elif code == 0x54:                                     # BINSTRING 'T'
                 length = int.from_bytes(read(4), "little", signed=True)
                 stack.append(read(length, "string").decode("latin-1"))
