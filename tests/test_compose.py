@@ -41,6 +41,7 @@ def test_parse_background_kinds(tmp_path):
     write_image(photo, np.full((10, 20, 3), 200, np.uint8))
     image_bg = background.parse_background(str(photo))
     assert image_bg.kind == "image" and image_bg.image01.shape == (10, 20, 3)
+    np.testing.assert_allclose(image_bg.image01, 200 / 255, atol=1e-6)  # the file's pixels
     assert image_bg.tag == "beach" and image_bg.label == "beach.jpg"
     blur = background.parse_background("blur:7.5")
     assert blur.kind == "blur" and blur.sigma == 7.5 and blur.tag == "blur7.5"
@@ -82,9 +83,21 @@ def _gradient(height, width):
 @pytest.mark.parametrize("source, target", [((40, 60), (30, 30)), ((400, 600), (360, 400)),
                                             ((20, 10), (50, 70)), ((33, 17), (33, 17))])
 def test_fit_gives_target_size(mode, source, target):
-    out = background.fit_image(_gradient(*source), target, mode)
+    bg = _gradient(*source)
+    out = background.fit_image(bg, target, mode)
     assert out.shape == (*target, 3) and out.dtype == np.float32
     assert 0.0 <= out.min() and out.max() <= 1.0
+    height, width = target
+    if mode == "tile":     # the picture itself, unscaled, from the top-left corner
+        h, w = min(height, source[0]), min(width, source[1])
+        np.testing.assert_array_equal(out[:h, :w], bg[:h, :w])
+    elif mode == "stretch":  # the whole picture: both ramps run from edge to edge
+        assert out[:, 0, 0].max() < 0.1 and out[:, -1, 0].min() > 0.9
+        assert out[0, :, 1].max() < 0.1 and out[-1, :, 1].min() > 0.9
+    else:                    # cover: the centre of the picture stays in the centre
+        np.testing.assert_allclose(out[height // 2, width // 2, :2], [0.5, 0.5], atol=0.1)
+    # every mode keeps the ramps' direction (left to right in red where the width is not tiled)
+    assert mode == "tile" or np.all(np.diff(out[height // 2, :, 0]) >= -1e-6)
 
 
 def test_cover_keeps_aspect_ratio_and_centres():
@@ -127,6 +140,9 @@ def test_render_colour_and_image(tmp_path):
     write_image(path, _gradient(30, 60))
     image = background.render_background(background.parse_background(str(path)), (30, 30), "cover")
     assert image.shape == (30, 30, 3)
+    # a 30 x 60 picture covering 30 x 30: the middle half of the red ramp, all of the green one
+    assert 0.2 < image[15, 0, 0] < 0.3 and 0.7 < image[15, -1, 0] < 0.8
+    assert image[0, 15, 1] < 0.05 and image[-1, 15, 1] > 0.95
 
 
 def test_blurred_background_does_not_smear_the_subject():
@@ -161,8 +177,10 @@ def test_cutout_rgba_bits():
     alpha = np.full((3, 3), 0.25, np.float32)
     rgba8 = compose.cutout_rgba(fg, alpha)
     assert rgba8.dtype == np.uint8 and rgba8.shape == (3, 3, 4) and rgba8[0, 0, 3] == 64
+    assert np.all(rgba8[:, :, :3] == 128)  # the foreground colour itself, not premultiplied
     rgba16 = compose.cutout_rgba(fg, alpha, bits=16)
     assert rgba16.dtype == np.uint16 and rgba16[0, 0, 3] == round(0.25 * 65535)
+    assert np.all(rgba16[:, :, :3] == 32768)
 
 
 def test_compare_picture_layout(tmp_path):
@@ -171,6 +189,14 @@ def test_compare_picture_layout(tmp_path):
     picture = compare.compare_picture(panels, gap=4, label_height=20)
     # every panel is scaled to 40 px height: 60 + 60 + 60 wide, plus 4 gaps of 4
     assert picture.shape == (40 + 20 + 8, 60 * 3 + 16, 3) and picture.dtype == np.uint8
+    # each panel where it belongs (4 px gap, 20 px label band): black input, grey trimap, the
+    # alpha scaled from 80 x 120 to 40 x 60 still white; white gaps between them
+    top = 4 + 20
+    assert np.all(picture[top:top + 40, 4:64] == 0)
+    assert np.all(picture[top:top + 40, 68:128] == 128)
+    assert np.all(picture[top:top + 40, 132:192] == 255)
+    assert np.all(picture[top:top + 40, 64:68] == 255)
     path = tmp_path / "compare.jpg"
     write_image(path, picture)
-    assert read_image(path).shape == picture.shape
+    back = np.round(read_image(path) * 255)
+    assert back.shape == picture.shape and np.abs(back - picture).mean() < 3

@@ -1,4 +1,7 @@
 """Transforms: the composition identity, exact inverses of geometry, trimap generation."""
+import os
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -16,20 +19,60 @@ def hairy_sample(seed=0, hw=(120, 100)):
     return Sample(fg=fg, bg=bg, alpha=alpha, name="s")
 
 
+def augmented(seed, jitter_prob):
+    rng = np.random.default_rng(seed)
+    sample = hairy_sample(seed)
+    for transform in (RandomCropAroundUnknown([64, 96, 160]), RandomHorizontalFlip(0.5), Resize([80, 80]),
+                      RandomColorJitter(hue=30, saturation=0.4, value=0.4, prob=jitter_prob), Composite(),
+                      GenerateTrimap([1, 15]), Normalize()):
+        sample = transform(sample, rng)
+    return sample
+
+
 def test_composition_identity_holds_after_augmentation():
     for seed in range(5):
-        rng = np.random.default_rng(seed)
-        sample = hairy_sample(seed)
-        for transform in (RandomCropAroundUnknown([64, 96, 160]), RandomHorizontalFlip(0.5), Resize([80, 80]),
-                          RandomColorJitter(hue=30, saturation=0.4, value=0.4, prob=1.0), Composite(),
-                          GenerateTrimap([1, 15]), Normalize()):
-            sample = transform(sample, rng)
+        sample = augmented(seed, jitter_prob=1.0)
         alpha = sample.alpha[:, :, None]
         recomposed = alpha * sample.fg + (1 - alpha) * sample.bg
         assert sample.image.shape == (80, 80, 3)
         assert np.abs(recomposed - sample.image).max() <= 1 / 255
-        # the jitter really changed the colours (otherwise the identity is trivially true)
-        assert not np.allclose(sample.fg, hairy_sample(seed).fg[:80, :80], atol=1e-3)
+        # the jitter really changed the colours (otherwise the identity is trivially true): the
+        # same crop, flip and resize without it (the geometry draws come first) give other colours
+        plain = augmented(seed, jitter_prob=0.0)
+        assert plain.fg.shape == sample.fg.shape
+        for key in ("fg", "bg"):
+            assert np.abs(getattr(sample, key) - getattr(plain, key)).mean() > 0.01, key
+        np.testing.assert_array_equal(sample.alpha, plain.alpha)
+
+
+def test_colour_jitter_after_composite_is_refused_when_the_pipeline_is_built(tmp_path):
+    from ppmatting.cvlibs.config import Config
+    from ppmatting.transforms import Compose
+    from ppmatting.utils.errors import ConfigError
+    with pytest.raises(ValueError, match=r"transforms\[1\] \(RandomColorJitter\) comes after "
+                                         r"transforms\[0\] \(Composite\)"):
+        Compose([Composite(), RandomColorJitter()])
+    Compose([RandomColorJitter(), Composite()])  # the right order builds
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
+                        "matting_demo")
+    config = tmp_path / "jitter_late.yml"
+    config.write_text(textwrap.dedent(f"""
+        train_dataset:
+          type: MattingDataset
+          dataset_root: {root}
+          file_list: train.txt
+          list_format: composition
+          transforms:
+            - type: LoadImages
+            - type: Composite
+            - type: RandomColorJitter
+            - type: Normalize
+        """))
+    with pytest.raises(ConfigError) as info:
+        Config(str(config)).train_dataset
+    message = str(info.value)
+    assert "\n" not in message and str(config) in message and "train_dataset" in message
+    assert "transforms[2] (RandomColorJitter) comes after transforms[1] (Composite)" in message
 
 
 def test_pad_and_crop_and_flip_undo_exactly():

@@ -10,8 +10,11 @@ refiner when the file has refiner tensors (stage 2/3) and without it otherwise (
 model of ``--config``. Missing tensors and shape mismatches stop the tool before anything is
 written; tensors the network does not have are listed and dropped.
 
-Reading a ``.pth`` needs PyTorch (``pip install torch``); it is loaded with ``weights_only=True``.
-Checkpoints are pickles: only convert files you trust.
+A ``.pth`` is read without PyTorch (zip or legacy format; ``ppmatting.weights.torch_files``). Every
+pickle inside a checkpoint is read by ``ppmatting.weights.safe_pickle``, which builds numeric
+arrays and plain containers and never runs anything the file names; a file that asks for more is
+refused with one line. URLs are downloaded with their checksum checked where one is known
+(``ppmatting.weights.download``).
 """
 import argparse
 import os

@@ -15,7 +15,10 @@ checkpoint (``best_model``) takes two renames (old -> ``.<name>.old``, new -> ``
 process dies between them, :func:`recover` (run by every save and load) puts the old one back. A
 folder without a matching manifest is reported as incomplete instead of being half-loaded.
 
-Loading runs pickle (Paddle's and the RNG file): only load checkpoints you trust.
+Reading never runs code from the folder: ``model.pdparams``, ``model.pdopt`` and ``rng_state.pkl``
+are pickles, read by ``ppmatting.weights.safe_pickle`` (numeric arrays and plain containers only;
+the RNG file may also hold Paddle's generator state, rebuilt from checked integers), so a checkpoint
+folder someone hands to ``--resume_model`` is no more dangerous than an image.
 """
 import glob
 import hashlib
@@ -29,6 +32,8 @@ import tempfile
 import numpy as np
 
 from ppmatting.utils.errors import InputError
+from ppmatting.weights.files import read_paddle_file, read_pickle_file
+from ppmatting.weights.safe_pickle import Global, Pending, Refused
 
 MODEL_FILE = "model.pdparams"
 OPTIMIZER_FILE = "model.pdopt"
@@ -216,18 +221,45 @@ def verify_checkpoint(path):
     if not os.path.isfile(manifest_path):
         raise InputError(f"{path}: incomplete checkpoint (no {MANIFEST_FILE}); it was not written "
                          f"by ppmatting's trainer or its write was interrupted")
-    try:
-        with open(manifest_path, "r", encoding="utf-8") as handle:
-            files = json.load(handle)["files"]
-    except (ValueError, KeyError, TypeError):
-        raise InputError(f"{manifest_path}: unreadable manifest") from None
+    manifest = _read_json(manifest_path)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(
+            _plain_file_name(name) and isinstance(info, dict) and type(info.get("bytes")) is int
+            and isinstance(info.get("sha256"), str) for name, info in files.items()):
+        # a manifest naming '../x' or '/dev/...' would have us read files outside the folder
+        raise InputError(f"{manifest_path}: unreadable manifest (expected files: {{name: "
+                         f"{{bytes, sha256}}}} for files inside the folder)")
     for file_name, info in files.items():
         file_path = os.path.join(path, file_name)
+        if os.path.islink(file_path):
+            # the trainer writes plain files; a link could point at /proc/kcore or anything else
+            raise InputError(f"{file_path}: a symbolic link; a checkpoint folder holds plain files")
         if not os.path.isfile(file_path):
             raise InputError(f"{path}: checkpoint is missing {file_name}")
         if os.path.getsize(file_path) != info["bytes"] or _sha256(file_path) != info["sha256"]:
             raise InputError(f"{file_path}: corrupt (size or checksum differs from {MANIFEST_FILE})")
     return files
+
+
+MAX_JSON_BYTES = 64 << 20  # a manifest or train state takes a few kB
+
+
+def _plain_file_name(name):
+    return isinstance(name, str) and name not in ("", ".", "..") and \
+        os.path.basename(name) == name and "\\" not in name and "\0" not in name
+
+
+def _read_json(file_path):
+    """A JSON file of a checkpoint folder, or a one-line InputError (too large, not JSON, nested
+    deeper than Python's parser recurses)."""
+    if os.path.getsize(file_path) > MAX_JSON_BYTES:
+        raise InputError(f"{file_path}: {os.path.getsize(file_path):,} bytes, more than a "
+                         f"checkpoint's JSON file can need")
+    try:
+        with open(file_path, "r", encoding="utf-8") as handle:
+            return json.load(handle)
+    except (ValueError, RecursionError) as err:
+        raise InputError(f"{file_path}: not readable JSON ({type(err).__name__})") from None
 
 
 def read_train_state(path):
@@ -236,17 +268,20 @@ def read_train_state(path):
     files = verify_checkpoint(path)
     if STATE_FILE not in files:
         return {}
-    with open(os.path.join(path, STATE_FILE), "r", encoding="utf-8") as handle:
-        return json.load(handle)
+    state = _read_json(os.path.join(path, STATE_FILE))
+    if not isinstance(state, dict):
+        raise InputError(f"{os.path.join(path, STATE_FILE)}: expected a JSON object")
+    return state
 
 
 def load_checkpoint(path):
-    """Read a checkpoint folder written by :func:`save_checkpoint`.
+    """Read a checkpoint folder written by :func:`save_checkpoint`, running nothing from it.
 
-    Returns a dict with ``model`` (state dict), ``optimizer`` (state dict or None), ``rng`` (or
-    None), ``train_state`` (dict, empty if absent) and ``path``.
+    Returns a dict with ``model`` (state dict of ``paddle.Tensor``), ``optimizer`` (state dict as
+    ``paddle.load`` returns it, or None), ``rng`` (dict for :func:`restore_rng_state`, or None),
+    ``train_state`` (dict, empty if absent) and ``path``. A file that asks for anything but data is
+    refused with one line naming it.
     """
-    import paddle
     path = os.path.abspath(path)
     files = verify_checkpoint(path)
     if MODEL_FILE not in files:
@@ -255,26 +290,106 @@ def load_checkpoint(path):
     def load(file_name, reader):
         if file_name not in files:
             return None
+        file_path = os.path.join(path, file_name)
         try:
-            return reader(os.path.join(path, file_name))
+            return reader(file_path)
+        except InputError:
+            raise
         except Exception as err:  # a checksum-valid file that still fails: wrong format
-            raise InputError(f"{os.path.join(path, file_name)}: cannot be read ({err})") from None
+            raise InputError(f"{file_path}: cannot be read ({err})") from None
 
-    def read_pickle(file_path):
-        with open(file_path, "rb") as handle:
-            return pickle.load(handle)
+    def read_rng(file_path):
+        return _checked_rng_state(read_pickle_file(file_path, extra_globals=_rng_globals()),
+                                  file_path)
 
-    def read_json(file_path):
-        with open(file_path, "r", encoding="utf-8") as handle:
-            return json.load(handle)
-
+    model = load(MODEL_FILE, read_paddle_file)
+    if not isinstance(model, dict):
+        raise InputError(f"{os.path.join(path, MODEL_FILE)}: not a state dict")
+    optimizer = load(OPTIMIZER_FILE, read_paddle_file)
+    if optimizer is not None and not isinstance(optimizer, dict):
+        raise InputError(f"{os.path.join(path, OPTIMIZER_FILE)}: not an optimizer state dict")
+    train_state = load(STATE_FILE, _read_json) or {}
+    if not isinstance(train_state, dict):
+        raise InputError(f"{os.path.join(path, STATE_FILE)}: expected a JSON object")
     return {
         "path": path,
-        "model": load(MODEL_FILE, paddle.load),
-        "optimizer": load(OPTIMIZER_FILE, paddle.load),
-        "rng": load(RNG_FILE, read_pickle),
-        "train_state": load(STATE_FILE, read_json) or {},
+        "model": model,
+        "optimizer": optimizer,
+        "rng": load(RNG_FILE, read_rng),
+        "train_state": train_state,
     }
+
+
+# ---- the RNG file: Paddle's generator states, NumPy's and Python's, read as checked data -------
+GENERATOR_STATE = ("paddle.base.libpaddle", "GeneratorState")
+MT_TEXT_BYTES = set(b"0123456789 -")
+
+
+def _rng_globals():
+    return {GENERATOR_STATE: Global(*GENERATOR_STATE, new=_PendingGeneratorState)}
+
+
+class _PendingGeneratorState(Pending):
+    """``GeneratorState`` as pickled by Paddle 3: ``NEWOBJ()`` then ``BUILD`` with
+    ``(device, seed, offset, engine)``, where ``engine`` is the text of a std::mt19937 state as a
+    list of byte values (digits and spaces). Rebuilt through the pybind class's own
+    ``__setstate__`` once every field has been checked."""
+    what = "Paddle generator state"
+
+    def __init__(self, *args):
+        if args:
+            raise Refused("GeneratorState() takes no arguments")
+        self.state = None
+
+    def build(self, state):
+        ok = type(state) is tuple and len(state) == 4 and self.state is None and \
+            all(type(v) is int and -2 ** 63 <= v < 2 ** 64 for v in state[:3]) and \
+            type(state[3]) is list and len(state[3]) <= 1 << 16 and \
+            all(type(b) is int and b in MT_TEXT_BYTES for b in state[3])
+        if not ok:
+            raise Refused("GeneratorState with an unexpected state")
+        self.state = state
+
+    def finish(self):
+        from paddle.base import libpaddle
+        if self.state is None:
+            raise Refused("GeneratorState without its state")
+        generator = libpaddle.GeneratorState.__new__(libpaddle.GeneratorState)
+        try:
+            generator.__setstate__(self.state)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise Refused(f"GeneratorState: {err}") from None
+        return generator
+
+
+def _checked_rng_state(state, file_path):
+    """The RNG dict of :func:`capture_rng_state`, with every part's type and size checked so that
+    :func:`restore_rng_state` cannot fail halfway."""
+    def bad(what):
+        return InputError(f"{file_path}: not an RNG state written by ppmatting ({what})")
+
+    if not isinstance(state, dict) or not set(state) <= {"paddle", "numpy", "python"}:
+        raise bad("expected a dict with paddle/numpy/python")
+    from paddle.base import libpaddle
+    paddle_state = state.get("paddle")
+    if paddle_state is not None and (type(paddle_state) is not list or not all(
+            isinstance(g, libpaddle.GeneratorState) for g in paddle_state)):
+        raise bad("paddle")
+    numpy_state = state.get("numpy")
+    if numpy_state is not None and not (
+            type(numpy_state) is tuple and len(numpy_state) == 5 and numpy_state[0] == "MT19937"
+            and isinstance(numpy_state[1], np.ndarray) and numpy_state[1].shape == (624,)
+            and numpy_state[1].dtype.kind in "ui" and all(
+                isinstance(v, (int, np.integer)) for v in numpy_state[2:4])
+            and isinstance(numpy_state[4], (float, np.floating))):
+        raise bad("numpy")
+    python_state = state.get("python")
+    if python_state is not None and not (
+            type(python_state) is tuple and len(python_state) == 3
+            and type(python_state[1]) is tuple and len(python_state[1]) == 625
+            and all(type(v) is int and 0 <= v < 2 ** 32 for v in python_state[1])):
+        raise bad("python")
+    return state
 
 
 def iteration_checkpoints(save_dir, prefix="iter_"):

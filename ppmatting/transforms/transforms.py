@@ -15,12 +15,35 @@ from ppmatting.utils.errors import InputError
 
 
 class Compose:
-    """Apply transforms in order."""
+    """Apply transforms in order.
+
+    The order is checked when the pipeline is built: a transform that changes the colours of fg
+    and bg (``changes_fg_bg = True``, e.g. :class:`RandomColorJitter`) must come before
+    :class:`Composite`, or the image would be composited from the old colours and
+    image = alpha * fg + (1 - alpha) * bg, which the composition loss relies on, would silently
+    stop holding. A wrong order raises ValueError, which the config builder reports as a one-line
+    ConfigError naming the config file, the dataset key and the transforms' positions.
+    """
 
     def __init__(self, transforms):
         if not isinstance(transforms, (list, tuple)):
             raise ValueError("transforms must be a list")
         self.transforms = list(transforms)
+        self._check_order()
+
+    def _check_order(self):
+        composite = next((i for i, t in enumerate(self.transforms) if isinstance(t, Composite)),
+                         None)
+        if composite is None:
+            return
+        for index in range(composite + 1, len(self.transforms)):
+            transform = self.transforms[index]
+            if getattr(transform, "changes_fg_bg", False):
+                raise ValueError(
+                    f"transforms[{index}] ({type(transform).__name__}) comes after "
+                    f"transforms[{composite}] (Composite): it would change fg and bg after the "
+                    f"image was made from them, so image = alpha*fg + (1-alpha)*bg would no "
+                    f"longer hold; put it before Composite")
 
     def __call__(self, sample, rng):
         for transform in self.transforms:
@@ -176,6 +199,7 @@ class RandomColorJitter:
 
     hue: max shift in degrees; saturation, value: max relative change.
     """
+    changes_fg_bg = True  # Compose refuses it after Composite
 
     def __init__(self, hue=10.0, saturation=0.2, value=0.2, prob=0.5):
         self.hue, self.saturation, self.value, self.prob = float(hue), float(saturation), float(value), float(prob)

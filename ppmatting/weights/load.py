@@ -79,8 +79,9 @@ def load_weights(model, path, allow_missing=()):
 
     Args:
         model: a :class:`~ppmatting.models.dim.DIM` (or any layer with ppmatting names).
-        path: ``.pdparams`` / ``.pkl`` / ``.npz`` / ``.pth`` file or http(s) URL. Runs pickle:
-            only load trusted files.
+        path: ``.pdparams`` / ``.pkl`` / ``.npz`` / ``.pth`` file or http(s) URL. Pickles are read
+            by :mod:`ppmatting.weights.safe_pickle` (data only, nothing from the file runs); URLs
+            are downloaded by :mod:`ppmatting.weights.download` (size cap, known checksums).
         allow_missing: name prefixes that may be absent (e.g. ``("refiner.",)`` to start stage 2
             from a stage-1 checkpoint); those tensors keep their initialisation.
 

@@ -41,8 +41,8 @@ def _fc6_as_conv(weight, kernel_size, path):
 
     fc6 maps the flattened 512 x 7 x 7 pool-5 output (C, H, W order) to 4096 units. Transposed to
     (out, in) and reshaped to (out, 512, 7, 7) it is a 7x7 conv; PaddleSeg keeps the first 512
-    outputs and the central 3x3 taps [2:5, 2:5] (PaddleSeg's VGG16 ImageNet initialisation). For the paper's 1x1
-    conv6 ppmatting keeps the centre tap [3, 3] of the same crop.
+    outputs and the central 3x3 taps [2:5, 2:5] (PaddleSeg's VGG16 ImageNet initialisation). For
+    the paper's 1x1 conv6 ppmatting keeps the centre tap [3, 3] of the same crop.
     """
     if weight.ndim != 2 or FC6_INPUTS not in weight.shape:
         raise InputError(f"{path}: fc6 has shape {list(weight.shape)}; expected "
