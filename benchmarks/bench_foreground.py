@@ -1,0 +1,102 @@
+"""Foreground estimation: ppmatting's NumPy multi-level estimator (``ppmatting.utils.foreground_ml``)
+against pymatting 1.1.16's numba ``estimate_foreground_ml``, same inputs, one run.
+
+Prints, per image size: the fastest of ``--repeat`` runs of each (seconds), their ratio, the
+largest difference of F and of B (1/255 = 0.0039), and the peak memory NumPy allocated for ours
+(tracemalloc). Also the first-call cost a fresh install pays: ours needs no compiling; pymatting's
+is measured in a subprocess with an empty numba cache (``--first_call``, about a minute).
+
+Inputs: the bundled demo photo and its ground-truth alpha, and the same scaled up (bilinear) to
+the larger sizes.
+
+Usage: python benchmarks/bench_foreground.py [--sizes 360x400 1080x1920 2160x3840] [--repeat 3]
+       [--first_call]
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ppmatting.utils.foreground_ml import estimate_fb_ml  # noqa: E402
+from ppmatting.utils.io import read_alpha, read_image  # noqa: E402
+
+DEMO = os.path.join(ROOT, "data", "matting_demo", "demo")
+
+
+def inputs(height, width):
+    image = read_image(os.path.join(DEMO, "demo.png"))
+    alpha = read_alpha(os.path.join(DEMO, "demo_alpha.png"))
+    if image.shape[:2] != (height, width):
+        image = np.clip(cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR), 0, 1)
+        alpha = np.clip(cv2.resize(alpha, (width, height), interpolation=cv2.INTER_LINEAR), 0, 1)
+    return image.astype(np.float32), alpha.astype(np.float32)
+
+
+def fastest(function, repeat):
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = function()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def first_call_seconds(code):
+    """Wall time of ``code`` in a fresh interpreter with an empty numba cache."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=ROOT)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], env=env, check=True)
+        return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", nargs="+", default=["360x400", "1080x1920", "2160x3840"],
+                        help="HxW; 360x400 is the demo photo itself")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--first_call", action="store_true",
+                        help="also time the first call after installation, in subprocesses")
+    args = parser.parse_args()
+    from pymatting import estimate_foreground_ml  # compiles or loads its kernels, not timed
+
+    estimate_foreground_ml(*inputs(360, 400))
+    print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at start")
+    print(f"{'size':>10} {'ours s':>8} {'pym s':>8} {'ours/pym':>9} {'max dF':>8} {'max dB':>8} "
+          f"{'ours peak MB':>13}")
+    for size in args.sizes:
+        height, width = (int(v) for v in size.lower().split("x"))
+        image, alpha = inputs(height, width)
+        ours_s, (fg, bg) = fastest(lambda: estimate_fb_ml(image, alpha), args.repeat)
+        pym_s, (their_fg, their_bg) = fastest(
+            lambda: estimate_foreground_ml(image, alpha, return_background=True), args.repeat)
+        tracemalloc.start()
+        estimate_fb_ml(image, alpha)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(f"{size:>10} {ours_s:8.3f} {pym_s:8.3f} {ours_s / pym_s:8.2f}x "
+              f"{np.abs(fg - their_fg).max():8.5f} {np.abs(bg - their_bg).max():8.5f} "
+              f"{peak / 2 ** 20:13.0f}", flush=True)
+    print(f"load average {os.getloadavg()[0]:.2f} at end")
+    if args.first_call:
+        setup = ("import numpy as np; image = np.random.default_rng(0).random((360, 400, 3), "
+                 "dtype=np.float32); alpha = image[:, :, 0].copy(); ")
+        ours = first_call_seconds(setup + "from ppmatting.utils.foreground_ml import "
+                                          "estimate_fb_ml; estimate_fb_ml(image, alpha)")
+        theirs = first_call_seconds(setup + "from pymatting import estimate_foreground_ml; "
+                                            "estimate_foreground_ml(image, alpha)")
+        print(f"first call after installation (fresh interpreter, empty numba cache, 360x400): "
+              f"ours {ours:.1f} s (imports ppmatting), pymatting {theirs:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
