@@ -1,5 +1,5 @@
-"""ppmatting's NumPy multi-level foreground estimator against pymatting's numba one: the same F and
-B within 1/255 on photos and odd shapes, and no compiler loaded to get them."""
+"""ppmatting's multi-level foreground estimator against pymatting's: the same F and B within 1/255
+on photos and odd shapes, without importing pymatting (whose import compiles all its kernels)."""
 import os
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from ppmatting.utils.foreground_ml import estimate_fb_ml, level_sizes, resize_nearest
+from ppmatting.utils.foreground_ml import estimate_fb_ml, level_sizes
 from ppmatting.utils.io import read_alpha, read_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,25 +65,24 @@ def test_parameters_mean_the_same_as_pymatting():
     assert np.abs(estimate_fb_ml(image, alpha)[0] - fg).max() > 1 / 255
 
 
-def test_levels_and_nearest_resampling_follow_pymatting():
+def test_levels_follow_pymatting():
     # pymatting: n = ceil(log2(max(h, w))) + 1 levels of round(side ** (i / n)); 1 x 1 has one
     assert level_sizes(360, 400)[0] == (1, 1) and level_sizes(360, 400)[-1] == (360, 400)
     assert len(level_sizes(360, 400)) == 10
     assert level_sizes(1, 1) == [(1, 1)]
-    source = np.arange(5 * 7).reshape(5, 7)
-    # destination i reads source i * src // dst
-    np.testing.assert_array_equal(resize_nearest(source, 2, 3), source[[0, 2]][:, [0, 2, 4]])
+    # pymatting divides by zero on a 1 x 1 image; here it is one level: F and B solve its system
     fg, bg = estimate_fb_ml(np.full((1, 1, 3), 0.25, np.float32), np.full((1, 1), 0.5))
     assert fg.shape == (1, 1, 3) and np.isfinite(fg).all() and np.isfinite(bg).all()
+    assert np.abs(0.5 * fg + 0.5 * bg - 0.25).max() < 0.01  # alpha F + (1 - alpha) B = I
 
 
-def test_foreground_estimation_loads_no_compiler():
+def test_foreground_estimation_does_not_import_pymatting():
     code = ("import sys, numpy as np\n"
             "from ppmatting.utils.foreground import estimate_foreground\n"
             "fg = estimate_foreground(np.full((20, 24, 3), 0.5, np.float32),"
             " np.linspace(0, 1, 480, dtype=np.float32).reshape(20, 24))\n"
-            "print(fg.shape, 'numba' in sys.modules, 'pymatting' in sys.modules)")
+            "print(fg.shape, 'pymatting' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["(20,", "24,", "3)", "False", "False"]
+    assert out.stdout.split() == ["(20,", "24,", "3)", "False"]

@@ -7,10 +7,10 @@ Estimation", ICPR 2020), as pymatting 1.1.16's ``estimate_foreground_ml`` does: 
 solve of ``min sum_c (alpha F_c + (1 - alpha) B_c - I_c)^2 + sum over neighbours
 (eps + w |d alpha|) (|d F|^2 + |d B|^2)``, a few Gauss-Seidel sweeps per level.
 
-The sweeps are ours, vectorised in NumPy (``ppmatting.utils.foreground_ml``; same result as
-pymatting's within float rounding, tested): importing pymatting compiles every one of its numba
-kernels on the first run after installation (about 45 s), which made the demo's first run take a
-minute for a step that takes a tenth of a second.
+The estimator is ours (``ppmatting.utils.foreground_ml``: one numba kernel, compiled on its first
+call and cached; the same F and B as pymatting's within 1/255, tested): importing pymatting
+compiles every one of its numba kernels on the first run after installation (about 45 s of CPU
+time), which made the demo's first run take a minute for a step that takes a few milliseconds.
 
 Fast path (opt-in, ``crop_margin``): only pixels with 0 < alpha < 1 need an estimate (F = I where
 alpha = 1; F does not show where alpha = 0), so the estimator can run on the bounding box of those
