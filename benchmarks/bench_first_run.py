@@ -10,7 +10,8 @@ time hardly does) and the load average before each run.
 Measure it as a user would, in a brand-new virtual environment and a fresh clone:
 
     python -m venv /tmp/fresh && /tmp/fresh/bin/pip install -r requirements.txt
-    git clone <this repository> /tmp/fresh_clone && /tmp/fresh/bin/pip install --no-deps -e /tmp/fresh_clone
+    git clone <this repository> /tmp/fresh_clone
+    /tmp/fresh/bin/pip install --no-deps -e /tmp/fresh_clone
     python benchmarks/bench_first_run.py --python /tmp/fresh/bin/python --checkout /tmp/fresh_clone
 
 Usage: python benchmarks/bench_first_run.py [--python PYTHON] [--checkout DIR] [--runs 2]

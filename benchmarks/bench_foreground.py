@@ -25,6 +25,7 @@ sys.path.insert(0, ROOT)
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from _timing import best_time  # noqa: E402  (beside this script)
 from ppmatting.utils.foreground_ml import estimate_fb_ml  # noqa: E402
 from ppmatting.utils.io import read_alpha, read_image  # noqa: E402
 
@@ -38,15 +39,6 @@ def inputs(height, width):
         image = np.clip(cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR), 0, 1)
         alpha = np.clip(cv2.resize(alpha, (width, height), interpolation=cv2.INTER_LINEAR), 0, 1)
     return image.astype(np.float32), alpha.astype(np.float32)
-
-
-def fastest(function, repeat):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = function()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def first_call_seconds(code):
@@ -75,8 +67,8 @@ def main():
     for size in args.sizes:
         height, width = (int(v) for v in size.lower().split("x"))
         image, alpha = inputs(height, width)
-        ours_s, (fg, bg) = fastest(lambda: estimate_fb_ml(image, alpha), args.repeat)
-        pym_s, (their_fg, their_bg) = fastest(
+        ours_s, (fg, bg) = best_time(lambda: estimate_fb_ml(image, alpha), args.repeat)
+        pym_s, (their_fg, their_bg) = best_time(
             lambda: estimate_foreground_ml(image, alpha, return_background=True), args.repeat)
         print(f"{size:>10} {ours_s:8.3f} {pym_s:8.3f} {ours_s / pym_s:8.2f}x "
               f"{np.abs(fg - their_fg).max():8.5f} {np.abs(bg - their_bg).max():8.5f}",
