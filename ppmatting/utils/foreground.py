@@ -22,6 +22,22 @@ import numpy as np
 
 from ppmatting.utils.errors import InputError
 from ppmatting.utils.foreground_ml import estimate_fb_ml
+from ppmatting.utils.memory import default_budget_bytes, format_bytes
+
+# bytes a pixel of one estimate: the float32 inputs and outputs here (F, B and their copies) and
+# the estimator's level arrays (F and B, the level's image and alpha, the previous level)
+BYTES_PER_PIXEL = 130
+
+
+def check_memory(height, width, what="estimate_foreground"):
+    """Refuse, with one line, an image whose estimate would not fit in the memory budget."""
+    need = height * width * BYTES_PER_PIXEL
+    budget = default_budget_bytes()
+    if need > budget:
+        raise InputError(f"{what}: a {width}x{height} image needs about {format_bytes(need)} to "
+                         f"estimate its foreground colours, more than the {format_bytes(budget)} "
+                         f"available; use crop_margin (only the partly transparent region) or a "
+                         f"smaller image")
 
 
 def _check(image01, alpha01):
@@ -88,6 +104,7 @@ def estimate_foreground(image01, alpha01, regularization=1e-5, n_small_iteration
     if box is None:
         box = (0, alpha01.shape[0], 0, alpha01.shape[1])
     y0, y1, x0, x1 = box
+    check_memory(y1 - y0, x1 - x0)
     crop_fg, crop_bg = estimate_fb_ml(
         image01[y0:y1, x0:x1], alpha01[y0:y1, x0:x1], regularization=regularization,
         n_small_iterations=n_small_iterations, n_big_iterations=n_big_iterations,
