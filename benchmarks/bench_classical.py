@@ -7,7 +7,8 @@ prediction forced to the trimap, quantised to 8 bits, sum |p - g| over trimap ==
 ``ppmatting.metrics``).
 
 Image sets: the bundled val set (data/matting_demo/val.txt) and ../shared/data/alphamatting-dev
-(five real photographs, skipped when absent; trimap and alpha read as grayscale).
+(five real photographs, skipped when absent, ``--shared_dir`` to name it elsewhere; trimap and
+alpha read as grayscale).
 
 OpenBLAS is pinned to one thread before numpy loads (both libraries alike): on a 2-core machine
 its threads only spin on the vector dot products inside conjugate gradients, which made pymatting's
@@ -16,6 +17,7 @@ first so that numba's compile/cache load is not timed. Runs alternate ppmatting 
 image, so load from other processes hits both.
 
 Usage: python benchmarks/bench_classical.py [--methods cf knn lbdm rw lkm] [--repeat N]
+       [--shared_dir DIR]
 """
 import os
 
@@ -62,12 +64,12 @@ def load_val_set():
     return items
 
 
-def load_shared_set():
-    if not os.path.isdir(os.path.join(SHARED_SET, "image")):
+def load_shared_set(folder=SHARED_SET):
+    if not os.path.isdir(os.path.join(folder, "image")):
         return []
-    names = sorted(os.listdir(os.path.join(SHARED_SET, "image")))
-    return [(name, os.path.join(SHARED_SET, "image", name), os.path.join(SHARED_SET, "alpha", name),
-             os.path.join(SHARED_SET, "trimap", name)) for name in names if name.endswith(".png")]
+    names = sorted(os.listdir(os.path.join(folder, "image")))
+    return [(name, os.path.join(folder, "image", name), os.path.join(folder, "alpha", name),
+             os.path.join(folder, "trimap", name)) for name in names if name.endswith(".png")]
 
 
 def sad(pred01, gt01, trimap_u8):
@@ -143,6 +145,8 @@ def main():
     parser.add_argument("--methods", nargs="+", default=["cf", "knn"], choices=list(METHODS))
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per image and library; the fastest counts (default 1)")
+    parser.add_argument("--shared_dir", default=SHARED_SET,
+                        help="the alphamatting-dev folder (image/, alpha/, trimap/)")
     args = parser.parse_args()
     import pymatting  # noqa: E402  (numba; loaded here, outside ppmatting)
 
@@ -151,8 +155,8 @@ def main():
           f"{os.environ.get('OPENBLAS_NUM_THREADS')}, {os.cpu_count()} cores")
     run_set("bundled val set (data/matting_demo/val.txt)", load_val_set(), args.methods,
             args.repeat, pymatting)
-    run_set(f"alphamatting-dev ({SHARED_SET})", load_shared_set(), args.methods, args.repeat,
-            pymatting)
+    run_set(f"alphamatting-dev ({args.shared_dir})", load_shared_set(args.shared_dir), args.methods,
+            args.repeat, pymatting)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -24,21 +23,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 import scipy.sparse.linalg  # noqa: E402
 
+from _timing import best_time  # noqa: E402
 from bench_classical import load_shared_set, load_val_set  # noqa: E402
 from ppmatting.ml import laplacians as lap  # noqa: E402
 from ppmatting.ml import multifrontal  # noqa: E402
 from ppmatting.ml import sparse_solve as ss  # noqa: E402
 from ppmatting.ml.methods import pixel_geometry  # noqa: E402
 from ppmatting.utils.io import read_image, read_trimap  # noqa: E402
-
-
-def fastest(function, repeat):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = function()
-        best = min(best, time.perf_counter() - start)
-    return out, best
 
 
 def superlu_factor(matrix):
@@ -68,11 +59,11 @@ def main():
             multifrontal.MultifrontalCholesky(system.matrix, geometry.ys, geometry.xs, 2,
                                               np.float32)
             warm = False
-        lu, t_lu = fastest(lambda: superlu_factor(system.matrix), args.repeat)
-        chol, t_mf = fastest(lambda: multifrontal.MultifrontalCholesky(
+        t_lu, lu = best_time(lambda: superlu_factor(system.matrix), args.repeat)
+        t_mf, chol = best_time(lambda: multifrontal.MultifrontalCholesky(
             system.matrix, geometry.ys, geometry.xs, 2, np.float32), args.repeat)
-        _, s_lu = fastest(lambda: ss.superlu_solve(system.matrix, system.rhs), args.repeat)
-        _, s_mf = fastest(lambda: ss.multifrontal_solve(system.matrix, system.rhs, geometry),
+        s_lu, _ = best_time(lambda: ss.superlu_solve(system.matrix, system.rhs), args.repeat)
+        s_mf, _ = best_time(lambda: ss.multifrontal_solve(system.matrix, system.rhs, geometry),
                           args.repeat)
         n = split.n_unknown
         print(f"{name:<14} {n:>8} {t_lu:>14.3f}s {t_mf:>19.3f}s {t_lu / t_mf:>8.2f}x "

@@ -14,13 +14,14 @@ Exit code 1 if any value differs by more than 1e-6.
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _timing, also when imported
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from _timing import best_time  # noqa: E402  (beside this script)
 from ppmatting.metrics import build_metrics, prepare_pair  # noqa: E402
 from ppmatting.metrics.reference import REFERENCE_METRICS, reference_prepare  # noqa: E402
 
@@ -65,15 +66,6 @@ def synthetic_case(size=2048, unknown_fraction=0.30, seed=0):
         r = int(rng.integers(size // 100, size // 30))
         cv2.circle(pred01, (int(cx), int(cy)), r, float(rng.integers(0, 2)), -1)
     return np.clip(pred01, 0.0, 1.0).astype(np.float32), gt_u8, trimap
-
-
-def best_time(function, repeat):
-    best, value = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        value = function()
-        best = min(best, time.perf_counter() - start)
-    return best, value
 
 
 def _prepared(pred01, gt_u8, trimap_u8):

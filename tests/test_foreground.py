@@ -63,3 +63,15 @@ def test_uint8_inputs_and_errors():
         estimate_foreground(image, alpha[:10])
     with pytest.raises(InputError, match="H x W x 3"):
         estimate_foreground(image[:, :, 0], alpha)
+
+
+def test_an_estimate_that_does_not_fit_is_refused_in_one_line(monkeypatch):
+    import ppmatting.utils.foreground as foreground
+
+    image, alpha, _ = composite_scene(32, 40)
+    monkeypatch.setattr(foreground, "default_budget_bytes", lambda: 40 * 32 * 100)
+    with pytest.raises(InputError, match=r"a 40x32 image needs about .* crop_margin"):
+        estimate_foreground(image, alpha)
+    # the partly transparent region alone fits
+    alpha[:, :14], alpha[:, 26:] = 0.0, 1.0
+    assert estimate_foreground(image, alpha, crop_margin=1).shape == image.shape

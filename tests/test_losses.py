@@ -28,7 +28,8 @@ def as_tensors(batch):
 
 
 def reference_alpha_loss(pred, batch):
-    """The REFERENCE.md formula in NumPy (float64)."""
+    """mmediting's masked Charbonnier loss in NumPy (float64): sqrt(d^2 + eps) averaged over the
+    unknown pixels, sum(loss * mask) / (sum(mask) + 1e-12)."""
     mask = (batch["trimap"] == 128).astype(np.float64)
     loss = np.sqrt((pred.astype(np.float64) - batch["alpha"]) ** 2 + EPS)
     return (loss * mask).sum() / (mask.sum() + 1e-12)

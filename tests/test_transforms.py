@@ -5,7 +5,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from ppmatting.datasets.sample import GeometryRecord, Sample, undo_geometry
+from ppmatting.transforms.sample import GeometryRecord, Sample, undo_geometry
 from ppmatting.transforms import (Composite, GenerateTrimap, Normalize, PadToMultiple, RandomColorJitter,
                                   RandomCropAroundUnknown, RandomHorizontalFlip, Resize, trimap_from_alpha,
                                   trimap_from_mask)
@@ -157,3 +157,26 @@ def test_normalize_matches_formula():
     image = np.random.default_rng(5).random((4, 5, 3)).astype(np.float32)
     sample = Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5])(Sample(image=image))
     np.testing.assert_allclose(sample.image_norm, image * 2 - 1, atol=1e-6)
+
+
+def test_fit_background_is_adobes_rule_for_files_and_for_training():
+    from PIL import Image
+
+    from ppmatting.transforms import FitBackground, fit_background
+
+    rng = np.random.default_rng(5)
+    small = rng.integers(0, 256, (30, 20, 3), dtype=np.uint8)   # smaller than 50 x 40 (H x W)
+    # the rule written out with PIL: ratio = max(40/20, 50/30) = 2 -> 40 x 60 (W x H), top-left crop
+    expected = np.asarray(Image.fromarray(small).resize((40, 60), Image.BICUBIC))[:50, :40]
+    fitted = fit_background(small, 50, 40)
+    assert fitted.dtype == np.uint8 and np.array_equal(fitted, expected)
+    # float [0, 1] (the training transform): the same rule; PIL's 8-bit passes round in between,
+    # the float ones do not, so the two differ by about 1/255 at most
+    sample = Sample(fg=np.zeros((50, 40, 3), np.float32), bg=small.astype(np.float32) / 255.0)
+    out = FitBackground()(sample).bg
+    assert out.shape == (50, 40, 3) and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert np.abs(out - expected / 255.0).max() <= 1.5 / 255.0
+    # a larger background is only cropped (top-left), never scaled
+    large = rng.random((80, 90, 3)).astype(np.float32)
+    np.testing.assert_array_equal(fit_background(large, 50, 40), large[:50, :40])

@@ -30,6 +30,7 @@ from ppmatting.core import predict as core  # noqa: E402
 from ppmatting.apps.background import BACKGROUND_HELP, FIT_MODES, parse_background  # noqa: E402
 from ppmatting.core.writer import Composite, ResultWriter  # noqa: E402
 from ppmatting.utils.errors import InputError, run_cli  # noqa: E402
+from ppmatting.utils.io import check_output_dir  # noqa: E402
 
 OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
@@ -82,6 +83,7 @@ def composite_paths(save_dir, stem, backgrounds, save_name=None):
 @run_cli
 def main(argv=None):
     args = parse_args(argv)
+    check_output_dir(args.save_dir)
     core.check_unknown_width(args.unknown_width)
     if os.path.isdir(args.image_path) or args.image_path.lower().endswith(core.LIST_EXTENSIONS):
         raise InputError(f"{args.image_path}: bg_replace takes one photo; for folders and lists "

@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from ppmatting.utils.errors import InputError, run_cli  # noqa: E402
+from ppmatting.utils.io import check_output_file  # noqa: E402
 
 SOURCES = ("mmediting", "paddleseg")
 DEFAULT_CONFIGS = {("mmediting", False): "configs/dim/dim-vgg16-stage1.yml",
@@ -77,6 +78,7 @@ def main(argv=None):
 
     if os.path.abspath(args.input) == os.path.abspath(args.output):
         raise InputError(f"{args.output}: output would overwrite the input")
+    check_output_file(args.output, "output")
     state = weights.read_state_dict(weights.resolve_weights_path(args.input))
     renamed, unmapped, source = weights.convert_checkpoint(state, args.input, source=args.source)
     with_refiner = any(name.startswith("refiner.") for name in renamed)

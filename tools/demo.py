@@ -20,7 +20,7 @@ from ppmatting.core import predict as core  # noqa: E402
 from ppmatting.apps.background import parse_background  # noqa: E402
 from ppmatting.core.writer import Composite, ResultWriter  # noqa: E402
 from ppmatting.utils.errors import run_cli  # noqa: E402
-from ppmatting.utils.io import read_alpha  # noqa: E402
+from ppmatting.utils.io import check_output_dir, read_alpha  # noqa: E402
 
 DEMO_DIR = os.path.join(ROOT, "data", "matting_demo", "demo")
 CLASSICAL_CONFIG = os.path.join(ROOT, "configs", "ml", "closed_form.yml")
@@ -50,6 +50,7 @@ def shown(path):
 @run_cli
 def main(argv=None):
     args = parse_args(argv)
+    check_output_dir(args.save_dir)
     start = time.perf_counter()
     config = args.config or (DIM_CONFIG if args.model_path else CLASSICAL_CONFIG)
     backgrounds = [parse_background(os.path.join(DEMO_DIR, "new_background.jpg")),

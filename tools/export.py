@@ -27,6 +27,7 @@ sys.path.insert(0, ROOT)
 
 from ppmatting.utils.cli import add_config_arguments  # noqa: E402
 from ppmatting.utils.errors import run_cli  # noqa: E402
+from ppmatting.utils.io import check_output_dir  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -54,6 +55,7 @@ def parse_args(argv=None):
 @run_cli
 def main(argv=None):
     args = parse_args(argv)
+    check_output_dir(args.save_dir)
     import ppmatting  # noqa: F401  (fills the registries)
     from ppmatting.core.loader import load_model
     from ppmatting.deploy.export import export_model, parse_check_sizes

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from ppmatting.transforms.trimap import trimap_from_alpha  # noqa: E402
 from ppmatting.utils import io  # noqa: E402
 from ppmatting.utils.errors import run_cli  # noqa: E402
-from ppmatting.utils.compose import composite
+from ppmatting.utils.compose import composite  # noqa: E402
 from ppmatting.utils.synthetic import make_foreground  # noqa: E402
 
 TRAIN_BACKGROUNDS = ["astronaut", "coffee", "rocket", "hubble_deep_field", "camera",
@@ -61,6 +61,7 @@ def main():
     parser.add_argument("--out", default=os.path.join(ROOT, "data", "matting_demo"))
     parser.add_argument("--seed", type=int, default=2017)
     args = parser.parse_args()
+    io.check_output_dir(args.out, "--out")
     rng = np.random.default_rng(args.seed)
     out = args.out
 

@@ -43,6 +43,7 @@ def main():
     parser.add_argument("--out", required=True, help="list file to write")
     parser.add_argument("--separator", default=" ")
     args = parser.parse_args()
+    io.check_output_file(args.out, "--out")
     if not 2 <= len(args.columns) <= 3:
         raise InputError("--columns takes 2 or 3 folders")
     rows = pair_by_stem(args.root, args.columns)

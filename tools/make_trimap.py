@@ -19,7 +19,7 @@ sys.path.insert(0, ROOT)
 
 from ppmatting.transforms.trimap import trimap_from_mask  # noqa: E402
 from ppmatting.utils.errors import InputError, run_cli  # noqa: E402
-from ppmatting.utils.io import list_images, read_alpha, write_image  # noqa: E402
+from ppmatting.utils.io import check_output_dir, list_images, read_alpha, write_image  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -75,6 +75,7 @@ def main(argv=None):
         else:
             target = args.save_path
         targets = [(args.mask, target)]
+    check_output_dir(os.path.dirname(targets[0][1]) or ".", "--save_path")
     failed = 0
     for mask_path, save_path in targets:
         try:

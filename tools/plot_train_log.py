@@ -116,6 +116,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="PNG to write")
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)
+    io.check_output_file(args.out, "--out")
     if not os.path.isdir(args.save_dir):
         raise InputError(f"{args.save_dir}: folder not found")
     image = plot(read_records(os.path.join(args.save_dir, "train_log.jsonl")),

@@ -26,6 +26,7 @@ sys.path.insert(0, ROOT)
 from ppmatting.core import predict as core  # noqa: E402
 from ppmatting.core.writer import ResultWriter  # noqa: E402
 from ppmatting.utils.errors import run_cli  # noqa: E402
+from ppmatting.utils.io import check_output_dir  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -45,6 +46,7 @@ def parse_args(argv=None):
 @run_cli
 def main(argv=None):
     args = parse_args(argv)
+    check_output_dir(args.save_dir)
     core.check_unknown_width(args.unknown_width)
     # pair the inputs first: a wrong path is reported before the model is built
     jobs = core.collect_jobs(args.image_path, args.trimap_path, args.trimap_from_mask)

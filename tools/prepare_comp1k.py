@@ -3,14 +3,15 @@
     python tools/prepare_comp1k.py --adobe_root /data/Combined_Dataset --coco_dir /data/coco/train2014 \
         --voc_dir /data/VOCdevkit --save_dir data/Composition-1k --num_workers 4
 
-Follows Adobe's compositing rules (REFERENCE.md section 2, as Adobe's compose script and
-mmediting's preprocess_comp1k_dataset.py do it):
+Follows Adobe's compositing rules (as Adobe's compose script that made the benchmark and
+mmediting's preprocess_comp1k_dataset.py do it; the counts are the DIM paper's, Xu et al. 2017):
 
 * the official name lists pair foreground i with backgrounds i*K .. i*K+K-1 of the background list
   (K = 100 for the 431 training foregrounds and COCO, K = 20 for the 50 test foregrounds and VOC):
   43,100 training and 1,000 test composites;
 * a background smaller than the foreground is scaled by ratio = max(w/bw, h/bh) to
-  ceil(bw*ratio) x ceil(bh*ratio) with PIL's bicubic filter; then its top-left w x h is used;
+  ceil(bw*ratio) x ceil(bh*ratio) with PIL's bicubic filter; then its top-left w x h is used
+  (``ppmatting.transforms.fit_background``, which training's FitBackground uses too);
 * composite = fg * alpha + bg * (1 - alpha) on 0..255 values, alpha = alpha_u8 / 255, truncated
   to uint8 (not rounded: that is how the benchmark images were made).
 
@@ -28,7 +29,6 @@ written atomically. configs/dim/_base_/composition1k.yml reads this layout.
 """
 import argparse
 import glob
-import math
 import os
 import shutil
 import sys
@@ -39,6 +39,7 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
+from ppmatting.transforms import fit_background  # noqa: E402
 from ppmatting.utils import io  # noqa: E402
 from ppmatting.utils.errors import InputError, run_cli  # noqa: E402
 
@@ -52,19 +53,7 @@ NAME_LISTS = {"train": ("Training_set/training_fg_names.txt", "Training_set/trai
 COCO_2014_PREFIX = "COCO_train2014_"  # COCO 2017 file names drop it
 
 
-# ---- Adobe's compositing rules (pure functions) ------------------------------------------------
-def fit_background(bg, width, height):
-    """Adobe's rule: a PIL RGB background smaller than ``width`` x ``height`` (in either
-    direction) is scaled by ratio = max(width/bw, height/bh) to ceil sizes with bicubic
-    resampling; then the top-left ``width`` x ``height`` is cropped. Returns a PIL image."""
-    from PIL import Image
-    bw, bh = bg.size
-    ratio = max(width / bw, height / bh)
-    if ratio > 1:
-        bg = bg.resize((math.ceil(bw * ratio), math.ceil(bh * ratio)), Image.BICUBIC)
-    return bg.crop((0, 0, width, height))
-
-
+# ---- Adobe's compositing rules (pure functions; the background rule is fit_background) ---------
 def composite_u8(fg_u8, alpha_u8, bg_u8):
     """``fg * a + bg * (1 - a)`` with a = alpha/255, truncated to uint8 (Adobe's composites).
 
@@ -75,12 +64,28 @@ def composite_u8(fg_u8, alpha_u8, bg_u8):
     return merged.astype(np.uint8)
 
 
+def open_pil(path):
+    """The file as a PIL image, its header's size checked first (``io.check_image_header``):
+    Adobe's and COCO's files are read with PIL, as Adobe's script did."""
+    import io as bytes_io
+
+    from PIL import Image
+
+    data = io.read_file_bytes(path)
+    io.check_image_header(path, data)
+    try:
+        return Image.open(bytes_io.BytesIO(data.tobytes()))
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise InputError(f"{path}: not a readable image ({err})") from None
+
+
 def read_pil_rgb(path):
     from PIL import Image
+
     try:
-        with Image.open(path) as image:
+        with open_pil(path) as image:
             return image.convert("RGB")
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise InputError(f"{path}: not a readable image ({err})") from None
 
 
@@ -88,13 +93,14 @@ def read_pil_alpha(path):
     """Alpha as uint8 H x W. Adobe's mattes are gray; RGB ones use the first channel as
     mmediting's RGB read followed by per-channel use does."""
     from PIL import Image
+
     try:
-        with Image.open(path) as image:
+        with open_pil(path) as image:
             if image.mode in ("L", "P", "1", "I;16", "I"):
                 gray = np.asarray(image.convert("L"))
             else:
                 gray = np.asarray(image.convert("RGB"))[:, :, 0]
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise InputError(f"{path}: not a readable alpha matte ({err})") from None
     return np.ascontiguousarray(gray)
 
@@ -245,7 +251,7 @@ def process_foreground(task):
             alpha = read_pil_alpha(job["alpha"])
             io.check_same_size(alpha.shape, job["alpha"], fg.shape, job["fg"])
         height, width = alpha.shape
-        bg = np.asarray(fit_background(read_pil_rgb(bg_path), width, height))
+        bg = fit_background(np.asarray(read_pil_rgb(bg_path)), height, width)
         if todo_bg:
             io.write_image(bg_out, bg)
         if todo_merged:
@@ -374,7 +380,7 @@ def main(argv=None):
         raise InputError("--voc_dir is required for the test split (or pass --splits train)")
     if args.train_bgs_per_fg < 1 or args.test_bgs_per_fg < 1:
         raise InputError("--train_bgs_per_fg and --test_bgs_per_fg must be positive")
-    save_dir = os.path.abspath(args.save_dir)
+    save_dir = os.path.abspath(io.check_output_dir(args.save_dir))
     os.makedirs(save_dir, exist_ok=True)
     progress = not args.quiet
     results = []

@@ -25,6 +25,7 @@ sys.path.insert(0, ROOT)
 
 from ppmatting.utils.cli import add_config_arguments  # noqa: E402
 from ppmatting.utils.errors import ConfigError, run_cli  # noqa: E402
+from ppmatting.utils.io import check_output_dir  # noqa: E402
 
 TRAIN_KEYS = {
     "frozen": "a list of the model's sub-layer names to freeze, e.g. [backbone, decoder]",
@@ -107,6 +108,7 @@ def set_device(name):
 @run_cli
 def main(argv=None):
     args = parse_args(argv)
+    check_output_dir(args.save_dir)
     if not args.config:
         raise ConfigError("--config is required (e.g. configs/dim/dim-vgg16-stage1.yml)")
     from ppmatting.core import train as core

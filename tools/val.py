@@ -28,6 +28,7 @@ from ppmatting.core import val as core  # noqa: E402
 from ppmatting.metrics import DEFAULT_TRIMAP_RADIUS, METRIC_NAMES  # noqa: E402
 from ppmatting.utils.cli import add_config_arguments  # noqa: E402
 from ppmatting.utils.errors import ConfigError, InputError, run_cli  # noqa: E402
+from ppmatting.utils.io import check_output_dir  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -80,6 +81,7 @@ def _validation_set(args, cfg=None):
 @run_cli
 def main(argv=None):
     args = parse_args(argv)
+    check_output_dir(args.save_dir)
     if not args.config and not args.pred_dir:
         raise InputError("nothing to score: give --config (a model to run) or --pred_dir (saved "
                          "predictions)")

@@ -31,6 +31,7 @@ sys.path.insert(0, ROOT)
 
 from ppmatting.utils.cli import hw, str2bool  # noqa: E402
 from ppmatting.utils.errors import InputError, run_cli  # noqa: E402
+from ppmatting.utils.io import check_output_dir  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -168,6 +169,7 @@ def run(predictor, jobs, writer, batch_size=1, timer=None, warmup=False, log=pri
 @run_cli
 def main(argv=None):
     args = parse_args(argv)
+    check_output_dir(args.save_dir)
     from ppmatting.deploy.info import load_deploy_info
     from ppmatting.deploy.predictor import MattingPredictor, PredictorOptions
 

@@ -294,8 +294,10 @@ def matte_and_save(matte_fn, job, writer, image01, trimap_u8):
 
 
 def matte_one(matte_fn, image01, trimap_u8, image_path="image"):
-    """``matte_fn`` on one photo, checked: float32 H x W alpha in [0, 1]."""
-    alpha01 = np.clip(np.asarray(matte_fn(image01, trimap_u8), dtype=np.float32), 0.0, 1.0)
+    """``matte_fn`` on one photo, checked: float32 H x W alpha in [0, 1]. Every ``matte_fn``
+    returns a finished alpha (cropped, clamped and forced once, by ``models.base.force_known``),
+    so nothing is clipped here."""
+    alpha01 = np.asarray(matte_fn(image01, trimap_u8), dtype=np.float32)
     if alpha01.shape != image01.shape[:2]:
         raise RuntimeError(f"{image_path}: the model returned an alpha of shape "
                            f"{alpha01.shape} for an image of {image01.shape[:2]}")

@@ -17,8 +17,7 @@ import os
 import numpy as np
 
 from ppmatting.cvlibs import manager
-from ppmatting.datasets.sample import Sample
-from ppmatting.transforms.transforms import Compose
+from ppmatting.transforms import Compose, Sample
 from ppmatting.utils.errors import ConfigError, InputError
 
 LIST_FORMATS = ("composition", "image")

@@ -1,6 +1,7 @@
 """DIM's training losses: Charbonnier alpha loss, composition loss and refine loss.
 
-All three follow mmediting's DIM recipe (REFERENCE.md section 2): a Charbonnier penalty
+All three follow mmediting's DIM recipe (its ``CharbonnierLoss`` / ``CharbonnierCompLoss`` with
+``mask_reduce_loss``; the DIM paper, Xu et al. 2017, eq. 1-2): a Charbonnier penalty
 ``sqrt(d^2 + eps)`` with ``eps = 1e-12`` (the paper's epsilon = 1e-6, squared), averaged over the
 unknown pixels of the trimap (== 128) as ``sum(loss * mask) / (sum(mask) + 1e-12)``, where the sums
 run over the whole batch (a pixel-weighted mean, mmediting's ``mask_reduce_loss``). Each loss

@@ -6,7 +6,8 @@ Split as pymatting splits it:
   Laplacians and the reduced systems ``L_UU a_U = -L_UK a_K``;
 * ``sparse_solve`` (+ ``multifrontal``, ``multifrontal_kernels``): the solvers;
 * ``methods``: the zoo models (closed-form, KNN, learning-based, random walk, large kernel),
-  registered for YAML ``type:``.
+  registered for YAML ``type:``, on one base class (a method is its Laplacian, full and reduced);
+* ``checks``: the config-value checks they use.
 
 Importing this package compiles nothing: the numba kernels load on first use.
 """

@@ -359,26 +359,47 @@ def rw_reduced_system(image01, split, sigma=0.033, radius=1, regularization=1e-8
 
 
 # ---- large-kernel matting (matrix-free) ---------------------------------------------------------
-def lkm_reduced_operator(image01, split, epsilon=1e-7, radius=10):
-    """Large-kernel matting (He et al. 2010) through pymatting's ``lkm_laplacian`` (a function
-    applying L to a vector, with box filters, and L's diagonal). Returns
-    ``(matvec_U, diagonal_U, rhs)`` for ``L_UU a_U = -L_UK a_K``."""
+@dataclass
+class LaplacianOperator:
+    """A whole-image Laplacian that is applied, never stored: ``matvec(x)`` = L @ x for float64
+    x of length H*W, and L's ``diagonal`` (float64, H*W)."""
+    matvec: object
+    diagonal: np.ndarray
+
+
+@dataclass
+class ReducedOperator:
+    """A matrix-free reduced system: ``matvec(x_U)`` = L_UU @ x_U, the ``diagonal`` of L_UU and
+    ``rhs`` = -L_UK a_K (float64, n_unknown each)."""
+    matvec: object
+    diagonal: np.ndarray
+    rhs: np.ndarray
+
+
+def lkm_operator(image01, epsilon=1e-7, radius=10):
+    """Large-kernel matting (He, Sun, Tang, CVPR 2010): pymatting's ``lkm_laplacian``, the
+    closed-form Laplacian of (2r+1)^2 windows applied with box filters, as a
+    :class:`LaplacianOperator` over the whole image."""
     from pymatting.laplacian.lkm_laplacian import lkm_laplacian
 
-    size = 2 * radius + 1
-    if split.height < size or split.width < size:
-        raise InputError(f"image of {split.width}x{split.height} px is smaller than one "
-                         f"{size}x{size} window (radius {radius})")
     apply_l, diagonal = lkm_laplacian(image01, epsilon=epsilon, radius=radius)
+    return LaplacianOperator(apply_l, diagonal)
+
+
+def lkm_reduced_operator(image01, split, epsilon=1e-7, radius=10):
+    """The large-kernel Laplacian (:func:`lkm_operator`) restricted to the unknown pixels:
+    a :class:`ReducedOperator` for ``L_UU a_U = -L_UK a_K``."""
+    check_window_fits(split, radius)
+    laplacian = lkm_operator(image01, epsilon, radius)
     n = split.height * split.width
     known_values = np.zeros(n)
     known_values[split.is_fg] = 1.0
-    rhs = -apply_l(known_values)[split.unknown]
+    rhs = -laplacian.matvec(known_values)[split.unknown]
     scratch = np.zeros(n)
 
     def matvec(x_unknown):
         scratch[:] = 0.0
         scratch[split.unknown] = x_unknown
-        return apply_l(scratch)[split.unknown]
+        return laplacian.matvec(scratch)[split.unknown]
 
-    return matvec, diagonal[split.unknown], rhs
+    return ReducedOperator(matvec, laplacian.diagonal[split.unknown], rhs)

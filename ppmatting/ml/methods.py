@@ -1,13 +1,21 @@
 """Classical (non-learned) matting in the model zoo: closed-form, KNN, learning-based, large-kernel
 and random-walk matting, with the zoo call shape ``alpha01 = model.predict(image01, trimap_u8)``.
 
-Each method minimises ``a^T L a`` for its matting Laplacian ``L`` (pymatting 1.1.16's formulas and
-default parameters, ../shared/REFERENCE.md section 5). Unlike pymatting, which solves for every
-pixel with the known ones held by a soft penalty (lambda = 100; closed-form excepted), the known
-pixels are hard constraints: only ``L_UU a_U = -L_UK a_K`` is built and solved (``laplacians.py``,
-``sparse_solve.py``). ``lambda_value`` (KNN, learning-based, large-kernel, random walk) selects
-pymatting's soft-constraint solution instead; random walk and large kernel default to it, because
-there the two differ (see their docstrings).
+Each method minimises ``a^T L a`` for its matting Laplacian ``L``, with the formulas and default
+parameters of pymatting 1.1.16 (``pymatting/laplacian/*.py``: ``cf_laplacian(epsilon=1e-7,
+radius=1)``, ``knn_laplacian(n_neighbors=[20, 10], distance_weights=[2.0, 0.1])``,
+``lbdm_laplacian(epsilon=1e-7, radius=1)``, ``rw_laplacian(sigma=0.033, radius=1,
+regularization=1e-8)``, ``lkm_laplacian(epsilon=1e-7, radius=10)``). Unlike pymatting, which
+solves for every pixel with the known ones held by a soft penalty (``make_linear_system``,
+lambda = 100; its closed-form excepted), the known pixels are hard constraints here: only
+``L_UU a_U = -L_UK a_K`` is built and solved (``laplacians.py``, ``sparse_solve.py``).
+``lambda_value`` selects pymatting's soft-constraint solution instead; random walk and large
+kernel default to it, because there the two differ (see their docstrings).
+
+The shared flow lives in :class:`ClassicalMatting`; a method supplies only its Laplacian over the
+whole image (:meth:`~ClassicalMatting.full_laplacian`, for the soft constraints), reduced to the
+unknown pixels (:meth:`~ClassicalMatting.reduced_system`, for the hard ones), its ``reach`` (how
+far apart two coupled pixels can be, for the multifrontal direct solver) and a memory estimate.
 
 Trimaps without a choice to make:
 
@@ -33,14 +41,17 @@ import numpy as np
 from ppmatting.cvlibs import manager
 from ppmatting.ml import laplacians as lap
 from ppmatting.ml import sparse_solve as ss
+from ppmatting.ml.checks import (check_choice, check_non_negative, check_optional_positive,
+                                 check_positive, check_unit_scale)
 from ppmatting.models.base import ZooModel, check_matting_inputs, force_known
 from ppmatting.utils.errors import ConfigError, InputError
+from ppmatting.utils.memory import GIB, MEMORY_SHARE, default_budget_bytes, format_bytes
 
-GIB = 1024 ** 3
-# share of MemAvailable a solve may plan to use when max_memory_gb is not set
-MEMORY_SHARE = 0.7
 # scales offered in the "does not fit" message, largest first
 SUGGESTED_SCALES = (0.75, 0.5, 0.35, 0.25, 0.18, 0.125, 0.09, 0.0625)
+# bytes a pixel of every method's memory model: float64 image copy, trimap split (pos, masks),
+# output alpha
+PER_PIXEL_BASE = 80
 
 
 # ---- helpers shared by the methods ---------------------------------------------------------------
@@ -105,22 +116,11 @@ def pixel_geometry(split, reach):
     return ss.Geometry(ys, xs, int(reach))
 
 
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ConfigError(f"{name}: '{value}' is not one of {', '.join(map(str, choices))}")
-    return value
-
-
-def _check_unit_scale(name, value):
-    scale = ss.check_positive(name, value)
-    if scale > 1.0:
-        raise ConfigError(f"{name}: must be in (0, 1], got {value!r}")
-    return scale
-
-
 class ClassicalMatting(ZooModel):
-    """Shared flow: validate, handle trivial trimaps, plan memory, solve (maybe downscaled),
-    force the known pixels. Subclasses give ``method`` and build/solve the reduced system.
+    """Shared flow: validate, handle trivial trimaps, plan memory, solve (maybe downscaled) with
+    hard or soft constraints, force the known pixels. A method supplies ``method`` (its name in
+    messages), :meth:`full_laplacian`, :meth:`reduced_system`, :attr:`reach` and
+    :meth:`estimate_bytes`.
 
     Common args:
         solver: 'auto' | 'direct' | 'superlu' | 'ichol' | 'jacobi' (see
@@ -134,40 +134,82 @@ class ClassicalMatting(ZooModel):
         max_memory_gb: memory budget of one solve; None = 70% of MemAvailable.
         guide_radius, guide_eps: guided upsampling window radius (low-res pixels) and
             regularisation, used when the solve is downscaled.
+        lambda_value: None = hard constraints (only the unknown pixels are solved); a number =
+            pymatting's soft penalty on the known pixels (``make_linear_system``, pymatting's
+            default 100), ``(L + lambda C) a = lambda c`` solved over all pixels with the
+            preconditioner pymatting's ``estimate_alpha_*`` uses (:attr:`soft_preconditioner`).
     """
 
     is_network = False
     needs_trimap = True
     method = "classical matting"
     default_solver = "auto"
+    #: preconditioner of the soft-constraint solve ('ichol' or 'jacobi'), as pymatting's
+    #: ``estimate_alpha_*`` for the method
+    soft_preconditioner = "jacobi"
 
     def __init__(self, solver=None, rtol=1e-6, max_iterations=10000, solve_scale=1.0,
-                 max_pixels=None, max_memory_gb=None, guide_radius=2, guide_eps=1e-4):
+                 max_pixels=None, max_memory_gb=None, guide_radius=2, guide_eps=1e-4,
+                 lambda_value=None):
         self.solver = ss.check_solver(solver if solver is not None else self.default_solver)
-        self.rtol = ss.check_positive("rtol", rtol)
-        self.max_iterations = ss.check_positive("max_iterations", max_iterations, integer=True)
-        self.solve_scale = _check_unit_scale("solve_scale", solve_scale)
-        self.max_pixels = None if max_pixels is None else \
-            ss.check_positive("max_pixels", max_pixels, integer=True)
-        self.max_memory_gb = None if max_memory_gb is None else \
-            ss.check_positive("max_memory_gb", max_memory_gb)
-        self.guide_radius = ss.check_positive("guide_radius", guide_radius, integer=True)
-        self.guide_eps = ss.check_positive("guide_eps", guide_eps)
+        self.rtol = check_positive("rtol", rtol)
+        self.max_iterations = check_positive("max_iterations", max_iterations, integer=True)
+        self.solve_scale = check_unit_scale("solve_scale", solve_scale)
+        self.max_pixels = check_optional_positive("max_pixels", max_pixels, integer=True)
+        self.max_memory_gb = check_optional_positive("max_memory_gb", max_memory_gb)
+        self.guide_radius = check_positive("guide_radius", guide_radius, integer=True)
+        self.guide_eps = check_positive("guide_eps", guide_eps)
+        self.lambda_value = check_optional_positive("lambda_value", lambda_value)
         self.last_info = {}
 
-    # -- hooks ---------------------------------------------------------------------------------
-    def estimate_bytes(self, height, width, n_unknown):
-        """Peak memory (bytes) of one full-resolution solve; subclasses refine."""
+    # -- what a method supplies ----------------------------------------------------------------
+    @property
+    def reach(self):
+        """Largest distance (in y and in x, pixels) between two pixels the Laplacian couples, or
+        None when it couples far pixels (then the direct solver cannot use the pixel grid)."""
+        return None
+
+    def full_laplacian(self, image01):
+        """The Laplacian over all H*W pixels: a SciPy sparse matrix or a
+        :class:`~ppmatting.ml.laplacians.LaplacianOperator`. ``image01``: float64 H x W x 3."""
         raise NotImplementedError
 
-    def solve_unknown(self, image01, trimap_u8, split, info):
-        """Alpha of the unknown pixels (float64, n_unknown), hard constraints."""
+    def reduced_system(self, image01, split):
+        """The Laplacian reduced to the unknown pixels of ``split``: a
+        :class:`~ppmatting.ml.laplacians.ReducedSystem` (sparse) or
+        :class:`~ppmatting.ml.laplacians.ReducedOperator` (matrix-free)."""
         raise NotImplementedError
+
+    def estimate_bytes(self, height, width, n_unknown):
+        """Peak memory (bytes) of one full-resolution solve."""
+        raise NotImplementedError
+
+    # -- the solve -----------------------------------------------------------------------------
+    def solve_unknown(self, image01, trimap_u8, split, info):
+        """Alpha of the unknown pixels (float64, n_unknown): hard constraints, or pymatting's soft
+        ones when ``lambda_value`` is set."""
+        if self.lambda_value is not None:
+            return ss.soft_constraint_solve(self.full_laplacian(image01), trimap_u8, split.unknown,
+                                            self.lambda_value, self.soft_preconditioner,
+                                            self.rtol, self.max_iterations, info)
+        system = self.reduced_system(image01, split)
+        x0 = smooth_guess(trimap_u8, split)
+        if isinstance(system, lap.ReducedOperator):
+            # nothing to factor: conjugate gradients with the diagonal
+            info.solver = "jacobi (matrix-free)"
+            return ss.conjugate_gradients(system.matvec, system.rhs,
+                                          ss.jacobi_preconditioner(system.diagonal), x0,
+                                          self.rtol, self.max_iterations, info)
+        geometry = None if self.reach is None else pixel_geometry(split, self.reach)
+        return ss.solve_system(system.matrix, system.rhs, self.solver, x0, self.rtol,
+                               self.max_iterations, self._budget_bytes(), info=info,
+                               geometry=geometry)
 
     # -- the zoo call --------------------------------------------------------------------------
     def predict(self, image01, trimap_u8):
         """H x W x 3 float RGB in [0, 1] + H x W uint8 trimap {0, 128, 255} -> float32 H x W
-        alpha in [0, 1] (0 / 1 on the known pixels)."""
+        alpha in [0, 1] (0 / 1 on the known pixels; clamped and forced once, by
+        :func:`~ppmatting.models.base.force_known`)."""
         start = time.perf_counter()
         # validate and plan before anything image-sized is allocated (a 4K frame may be refused)
         image01, trimap_u8 = check_matting_inputs(image01, trimap_u8, self.method, convert=False)
@@ -205,7 +247,7 @@ class ClassicalMatting(ZooModel):
     def _budget_bytes(self):
         if self.max_memory_gb is not None:
             return int(self.max_memory_gb * GIB)
-        return int(MEMORY_SHARE * ss.available_memory_bytes())
+        return default_budget_bytes()
 
     def _plan_scale(self, height, width, n_unknown):
         """Scale of the solve (1.0 = full); raises InputError when it would not fit."""
@@ -220,13 +262,13 @@ class ClassicalMatting(ZooModel):
         fits = [s for s in SUGGESTED_SCALES
                 if s < scale and self._estimate_at(height, width, n_unknown, s) <= budget]
         hint = (f"set solve_scale: {fits[0]} (about "
-                f"{ss.format_bytes(self._estimate_at(height, width, n_unknown, fits[0]))}; "
+                f"{format_bytes(self._estimate_at(height, width, n_unknown, fits[0]))}; "
                 f"e.g. --opts model.solve_scale={fits[0]}) to solve at lower resolution and "
                 f"upsample guided by the image" if fits else "use a smaller image")
         raise InputError(
             f"{self.method}: a {width}x{height} image with {n_unknown} unknown pixels"
             f"{'' if scale == 1.0 else f' at solve_scale {scale:.3g}'} needs about "
-            f"{ss.format_bytes(need)}, more than the {ss.format_bytes(budget)} allowed "
+            f"{format_bytes(need)}, more than the {format_bytes(budget)} allowed "
             f"(max_memory_gb, default {int(MEMORY_SHARE * 100)}% of available memory); {hint}, "
             f"or narrow the trimap's unknown band")
 
@@ -251,7 +293,8 @@ class ClassicalMatting(ZooModel):
                               converged=info.converged, notes=list(info.notes))
         alpha = (trimap_u8 == 255).astype(np.float64).ravel()
         alpha[split.unknown] = x
-        return np.clip(alpha, 0.0, 1.0).reshape(trimap_u8.shape).astype(np.float32)
+        # not clamped here: the one post-processing step (force_known) does that once
+        return alpha.reshape(trimap_u8.shape).astype(np.float32)
 
     def _solve_downscaled(self, image01, trimap_u8, scale):
         height, width = trimap_u8.shape
@@ -262,15 +305,12 @@ class ClassicalMatting(ZooModel):
             raise InputError(f"{self.method}: at solve_scale {scale:.3g} the {width}x{height} "
                              f"image becomes {size[0]}x{size[1]} and its trimap loses its "
                              f"foreground or background; use a larger solve_scale")
-        alpha_lo = self._solve_full(image_lo, trimap_lo)
+        # the guided filter fits its coefficients to a finished low-resolution matte
+        alpha_lo = force_known(self._solve_full(image_lo, trimap_lo), trimap_lo)
         return guided_upsample(image_lo, alpha_lo, image01, self.guide_radius, self.guide_eps)
 
     def __repr__(self):
         return f"{type(self).__name__}(solver={self.solver!r}, solve_scale={self.solve_scale})"
-
-
-# ---- memory models (bytes) -----------------------------------------------------------------------
-PER_PIXEL_BASE = 80           # float64 image copy, trimap split (pos, masks), output alpha
 
 
 @manager.MODELS.add_component
@@ -284,18 +324,25 @@ class ClosedFormMatting(ClassicalMatting):
             numba kernel: memory grows with the unknown region, not the image; 2-7x faster than
             pymatting's builder on the alphamatting photos) | 'whole_image' (pymatting's
             ``cf_laplacian`` over the whole image, then the unknown rows).
+        lambda_value: None = hard constraints (default; what pymatting's ``estimate_alpha_cf``
+            solves); a number = soft penalty over all pixels (see :class:`ClassicalMatting`).
         solver ... guide_eps: see :class:`ClassicalMatting`. ``auto`` = exact multifrontal
             Cholesky up to 500k unknown pixels, then incomplete-Cholesky CG (pymatting's method).
     """
 
     method = "closed-form matting"
+    soft_preconditioner = "ichol"   # pymatting's estimate_alpha_cf / estimate_alpha_lbdm
 
     def __init__(self, epsilon=1e-7, radius=1, laplacian_build="auto", rtol=1e-7, **kwargs):
         super().__init__(rtol=rtol, **kwargs)
-        self.epsilon = ss.check_positive("epsilon", epsilon)
-        self.radius = ss.check_positive("radius", radius, integer=True)
-        self.laplacian_build = _check_choice("laplacian_build", laplacian_build,
-                                             ("auto", "whole_image", "windowed"))
+        self.epsilon = check_positive("epsilon", epsilon)
+        self.radius = check_positive("radius", radius, integer=True)
+        self.laplacian_build = check_choice("laplacian_build", laplacian_build,
+                                            ("auto", "whole_image", "windowed"))
+
+    @property
+    def reach(self):
+        return 2 * self.radius  # a window of radius r couples pixels up to 2r apart
 
     def _band(self):
         return (4 * self.radius + 1) ** 2
@@ -307,6 +354,12 @@ class ClosedFormMatting(ClassicalMatting):
         return self.laplacian_build == "whole_image"
 
     def estimate_bytes(self, height, width, n_unknown):
+        if self.lambda_value is not None:
+            # the whole-image build, then ichol-preconditioned CG over every pixel
+            pixels = height * width
+            return (pixels * PER_PIXEL_BASE
+                    + lap.whole_image_build_bytes(height, width, self._whole_image_entries())
+                    + ss.ichol_bytes(pixels, pixels * self._band()))
         area = (2 * self.radius + 1) ** 2
         nnz = n_unknown * self._band()
         if self._use_whole_image():
@@ -316,17 +369,14 @@ class ClosedFormMatting(ClassicalMatting):
         solver = ss.choose_solver(self.solver, n_unknown, nnz, self._budget_bytes())
         return height * width * PER_PIXEL_BASE + build + ss.solver_bytes(solver, n_unknown, nnz)
 
-    def build_system(self, image01, split):
+    def full_laplacian(self, image01):
+        from pymatting.laplacian.cf_laplacian import cf_laplacian
+
+        return cf_laplacian(image01, self.epsilon, self.radius)
+
+    def reduced_system(self, image01, split):
         return lap.cf_reduced_system(image01, split, self.epsilon, self.radius,
                                      self._use_whole_image())
-
-    def solve_unknown(self, image01, trimap_u8, split, info):
-        system = self.build_system(image01, split)
-        x0 = smooth_guess(trimap_u8, split)
-        # a window of radius r couples pixels up to 2r apart
-        return ss.solve_system(system.matrix, system.rhs, self.solver, x0, self.rtol,
-                               self.max_iterations, self._budget_bytes(), info=info,
-                               geometry=pixel_geometry(split, 2 * self.radius))
 
 
 @manager.MODELS.add_component
@@ -347,11 +397,6 @@ class LearningBasedMatting(ClosedFormMatting):
 
     method = "learning-based matting"
 
-    def __init__(self, epsilon=1e-7, radius=1, lambda_value=None, **kwargs):
-        super().__init__(epsilon=epsilon, radius=radius, **kwargs)
-        self.lambda_value = None if lambda_value is None else \
-            ss.check_positive("lambda_value", lambda_value)
-
     def estimate_bytes(self, height, width, n_unknown):
         if self.lambda_value is not None:
             # pymatting's full-image build: n x area^2 values and two index arrays, then CSR
@@ -361,51 +406,14 @@ class LearningBasedMatting(ClosedFormMatting):
     def _whole_image_entries(self):
         return (2 * self.radius + 1) ** 4
 
-    def build_system(self, image01, split):
+    def full_laplacian(self, image01):
+        from pymatting.laplacian.lbdm_laplacian import lbdm_laplacian
+
+        return lbdm_laplacian(image01, self.epsilon, self.radius)
+
+    def reduced_system(self, image01, split):
         return lap.lbdm_reduced_system(image01, split, self.epsilon, self.radius,
                                        self._use_whole_image())
-
-    def solve_unknown(self, image01, trimap_u8, split, info):
-        if self.lambda_value is not None:
-            from pymatting.laplacian.lbdm_laplacian import lbdm_laplacian
-
-            laplacian = lbdm_laplacian(image01, self.epsilon, self.radius)
-            return soft_constraint_solve(laplacian, trimap_u8, split, self.lambda_value,
-                                         "ichol", self.rtol, self.max_iterations, info)
-        return super().solve_unknown(image01, trimap_u8, split, info)
-
-
-def soft_constraint_solve(laplacian, trimap_u8, split, lambda_value, preconditioner, rtol,
-                          max_iterations, info):
-    """pymatting's formulation: ``(L + lambda C) a = lambda c`` over all pixels (C = diagonal of
-    known pixels, c = foreground pixels), solved with pymatting's ``cg`` as in its
-    ``estimate_alpha_*``. Returns the unknown pixels' values."""
-    from pymatting.laplacian.laplacian import make_linear_system
-    from pymatting.preconditioner.ichol import ichol
-    from pymatting.preconditioner.jacobi import jacobi
-    from pymatting.solver.cg import cg
-
-    trimap01 = trimap_u8.astype(np.float64) / 255.0
-    matrix, rhs = make_linear_system(laplacian, trimap01, lambda_value)
-    precondition = ichol(matrix) if preconditioner == "ichol" else jacobi(matrix)
-    counter = [0]
-
-    def count(*_):
-        counter[0] += 1
-
-    try:
-        x = cg(matrix, rhs, M=precondition, rtol=rtol, maxiter=max_iterations, callback=count)
-        info.converged = True
-    except ValueError:  # pymatting raises when maxiter is reached
-        x = None
-        info.converged = False
-        info.notes.append(f"pymatting's cg did not converge in {max_iterations} iterations")
-    info.solver, info.iterations = f"soft lambda={lambda_value:g} ({preconditioner})", counter[0]
-    if x is None:
-        raise InputError(f"soft-constraint solve did not converge in {max_iterations} "
-                         f"iterations; raise max_iterations or use hard constraints "
-                         f"(lambda_value: null)")
-    return x[split.unknown]
 
 
 @manager.MODELS.add_component
@@ -432,7 +440,7 @@ class KNNMatting(ClassicalMatting):
     default_solver = "jacobi"
 
     def __init__(self, n_neighbors=(20, 10), distance_weights=(2.0, 0.1), reverse_band=None,
-                 lambda_value=None, rtol=1e-5, **kwargs):
+                 rtol=1e-5, **kwargs):
         super().__init__(rtol=rtol, **kwargs)
         if self.solver == "auto":
             # 'auto' picks a factorisation for small systems, which the KNN graph's long-range
@@ -442,17 +450,12 @@ class KNNMatting(ClassicalMatting):
             n_neighbors = [n_neighbors]
         if isinstance(distance_weights, (int, float)):
             distance_weights = [distance_weights]
-        self.n_neighbors = [ss.check_positive("n_neighbors", k, integer=True)
-                            for k in n_neighbors]
-        self.distance_weights = [float(ss.check_positive("distance_weights", d))
-                                 for d in distance_weights]
+        self.n_neighbors = [check_positive("n_neighbors", k, integer=True) for k in n_neighbors]
+        self.distance_weights = [check_positive("distance_weights", d) for d in distance_weights]
         if len(self.n_neighbors) != len(self.distance_weights) or not self.n_neighbors:
             raise ConfigError(f"n_neighbors {self.n_neighbors} and distance_weights "
                               f"{self.distance_weights} must be non-empty and of equal length")
-        self.reverse_band = None if reverse_band is None else \
-            ss.check_positive("reverse_band", reverse_band)
-        self.lambda_value = None if lambda_value is None else \
-            ss.check_positive("lambda_value", lambda_value)
+        self.reverse_band = check_optional_positive("reverse_band", reverse_band)
 
     def estimate_bytes(self, height, width, n_unknown):
         pixels = height * width
@@ -464,18 +467,14 @@ class KNNMatting(ClassicalMatting):
         return (pixels * (PER_PIXEL_BASE + 200 + k_total * 12 * 2)
                 + n_unknown * k_total * 2 * 8 * 8)
 
-    def solve_unknown(self, image01, trimap_u8, split, info):
-        if self.lambda_value is not None:
-            from pymatting.laplacian.knn_laplacian import knn_laplacian
+    def full_laplacian(self, image01):
+        from pymatting.laplacian.knn_laplacian import knn_laplacian
 
-            laplacian = knn_laplacian(image01, self.n_neighbors, self.distance_weights)
-            return soft_constraint_solve(laplacian, trimap_u8, split, self.lambda_value,
-                                         "jacobi", self.rtol, self.max_iterations, info)
-        system = lap.knn_reduced_system(image01, split, self.n_neighbors, self.distance_weights,
-                                        self.reverse_band)
-        x0 = smooth_guess(trimap_u8, split)
-        return ss.solve_system(system.matrix, system.rhs, self.solver, x0, self.rtol,
-                               self.max_iterations, self._budget_bytes(), info=info)
+        return knn_laplacian(image01, self.n_neighbors, self.distance_weights)
+
+    def reduced_system(self, image01, split):
+        return lap.knn_reduced_system(image01, split, self.n_neighbors, self.distance_weights,
+                                      self.reverse_band)
 
 
 @manager.MODELS.add_component
@@ -500,14 +499,14 @@ class RandomWalkMatting(ClassicalMatting):
 
     def __init__(self, sigma=0.033, radius=1, regularization=1e-8, lambda_value=100.0,
                  rtol=1e-7, **kwargs):
-        super().__init__(rtol=rtol, **kwargs)
-        self.sigma = ss.check_positive("sigma", sigma)
-        self.radius = ss.check_positive("radius", radius, integer=True)
-        if not isinstance(regularization, (int, float)) or regularization < 0:
-            raise ConfigError(f"regularization: must be a number >= 0, got {regularization!r}")
-        self.regularization = float(regularization)
-        self.lambda_value = None if lambda_value is None else \
-            ss.check_positive("lambda_value", lambda_value)
+        super().__init__(rtol=rtol, lambda_value=lambda_value, **kwargs)
+        self.sigma = check_positive("sigma", sigma)
+        self.radius = check_positive("radius", radius, integer=True)
+        self.regularization = check_non_negative("regularization", regularization)
+
+    @property
+    def reach(self):
+        return self.radius
 
     def estimate_bytes(self, height, width, n_unknown):
         pixels = height * width
@@ -516,19 +515,14 @@ class RandomWalkMatting(ClassicalMatting):
         solver = ss.choose_solver(self.solver, n_unknown, nnz, self._budget_bytes())
         return (pixels * PER_PIXEL_BASE + edges * 16 * 4 + ss.solver_bytes(solver, n_unknown, nnz))
 
-    def solve_unknown(self, image01, trimap_u8, split, info):
-        if self.lambda_value is not None:
-            from pymatting.laplacian.rw_laplacian import rw_laplacian
+    def full_laplacian(self, image01):
+        from pymatting.laplacian.rw_laplacian import rw_laplacian
 
-            laplacian = rw_laplacian(image01, self.sigma, self.radius, self.regularization)
-            return soft_constraint_solve(laplacian, trimap_u8, split, self.lambda_value,
-                                         "jacobi", self.rtol, self.max_iterations, info)
-        system = lap.rw_reduced_system(image01, split, self.sigma, self.radius,
-                                       self.regularization)
-        x0 = smooth_guess(trimap_u8, split)
-        return ss.solve_system(system.matrix, system.rhs, self.solver, x0, self.rtol,
-                               self.max_iterations, self._budget_bytes(), info=info,
-                               geometry=pixel_geometry(split, self.radius))
+        return rw_laplacian(image01, self.sigma, self.radius, self.regularization)
+
+    def reduced_system(self, image01, split):
+        return lap.rw_reduced_system(image01, split, self.sigma, self.radius,
+                                     self.regularization)
 
 
 @manager.MODELS.add_component
@@ -551,38 +545,19 @@ class LargeKernelMatting(ClassicalMatting):
     default_solver = "jacobi"
 
     def __init__(self, epsilon=1e-7, radius=10, lambda_value=100.0, rtol=1e-7, **kwargs):
-        super().__init__(rtol=rtol, **kwargs)
+        super().__init__(rtol=rtol, lambda_value=lambda_value, **kwargs)
         if self.solver not in ("auto", "jacobi"):
             raise ConfigError(f"solver: large-kernel matting is matrix-free and only supports "
                               f"'jacobi', got '{self.solver}'")
-        self.epsilon = ss.check_positive("epsilon", epsilon)
-        self.radius = ss.check_positive("radius", radius, integer=True)
-        self.lambda_value = None if lambda_value is None else \
-            ss.check_positive("lambda_value", lambda_value)
+        self.epsilon = check_positive("epsilon", epsilon)
+        self.radius = check_positive("radius", radius, integer=True)
 
     def estimate_bytes(self, height, width, n_unknown):
         # means, covariances, their inverses and per-matvec temporaries: ~80 doubles a pixel
         return height * width * (PER_PIXEL_BASE + 80 * 8) + n_unknown * 8 * 8
 
-    def solve_unknown(self, image01, trimap_u8, split, info):
-        if self.lambda_value is not None:
-            return self._soft(image01, trimap_u8, split, info)
-        matvec, diagonal, rhs = lap.lkm_reduced_operator(image01, split, self.epsilon,
-                                                         self.radius)
-        info.solver = "jacobi (matrix-free)"
-        x0 = smooth_guess(trimap_u8, split)
-        return ss.conjugate_gradients(matvec, rhs, ss.jacobi_preconditioner(diagonal), x0,
-                                      self.rtol, self.max_iterations, info)
+    def full_laplacian(self, image01):
+        return lap.lkm_operator(image01, self.epsilon, self.radius)
 
-    def _soft(self, image01, trimap_u8, split, info):
-        from pymatting.laplacian.lkm_laplacian import lkm_laplacian
-
-        apply_l, diagonal = lkm_laplacian(image01, epsilon=self.epsilon, radius=self.radius)
-        trimap = trimap_u8.ravel()
-        penalty = self.lambda_value * (trimap != 128)
-        rhs = self.lambda_value * (trimap == 255)
-        x = ss.conjugate_gradients(lambda v: apply_l(v) + penalty * v, rhs.astype(np.float64),
-                                   ss.jacobi_preconditioner(diagonal + penalty), None,
-                                   self.rtol, self.max_iterations, info)
-        info.solver = f"soft lambda={self.lambda_value:g} (jacobi, matrix-free)"
-        return x[split.unknown]
+    def reduced_system(self, image01, split):
+        return lap.lkm_reduced_operator(image01, split, self.epsilon, self.radius)

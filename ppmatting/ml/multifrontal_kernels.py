@@ -37,6 +37,36 @@ ssyrk, dsyrk = _syrk["s"], _syrk["d"]
 OK = 0
 NOT_POSITIVE_DEFINITE = 1
 
+# First-run compile time: these kernels compile on the first closed-form solve after installation
+# (the demo's first run waits for it). Slice assignments between arrays (``a[i:j] = b[k:l]``) make
+# numba compile its shape-mismatch error, which formats the shapes into a string and pulls in its
+# whole string library (about 3 s of compiling on a quiet 2-core machine, measured), and
+# ``np.sort`` compiles a generic quicksort; so copies below are loops and the one sort is a heap
+# sort of our own.
+
+
+@numba.njit(cache=True)
+def heap_sort(values):
+    """Sort ``values`` ascending, in place (heap sort: build the heap, then move its top out)."""
+    start, end = values.size // 2, values.size
+    while end > 1:
+        if start > 0:  # building the heap
+            start -= 1
+        else:  # the largest left goes to the end
+            end -= 1
+            values[0], values[end] = values[end], values[0]
+        root = start
+        while True:  # sift values[root] down
+            child = 2 * root + 1
+            if child >= end:
+                break
+            if child + 1 < end and values[child] < values[child + 1]:
+                child += 1
+            if values[root] >= values[child]:
+                break
+            values[root], values[child] = values[child], values[root]
+            root = child
+
 
 @numba.njit(cache=True)
 def nested_dissection(ys, xs, reach, leaf_size, balance, imbalance_weight):
@@ -115,7 +145,8 @@ def nested_dissection(ys, xs, reach, leaf_size, balance, imbalance_weight):
             else:
                 scratch[i_sep] = work[lo + t]
                 i_sep += 1
-        work[lo:hi] = scratch[lo:hi]
+        for t in range(lo, hi):
+            work[t] = scratch[t]
         left, right = count, count + 1
         count += 2
         lo_of[left], hi_of[left] = lo, lo + n_left
@@ -200,9 +231,12 @@ def factor_symbolic(indptr, indices, own_lo, own_hi, child_a, child_b):
         start = bnd_ptr[node]
         if start + count > bnd_idx.size:
             grown = np.empty(2 * (start + count), np.int64)
-            grown[:start] = bnd_idx[:start]
+            for t in range(start):
+                grown[t] = bnd_idx[t]
             bnd_idx = grown
-        bnd_idx[start:start + count] = np.sort(found[:count])
+        heap_sort(found[:count])
+        for t in range(count):
+            bnd_idx[start + t] = found[t]
         bnd_ptr[node + 1] = start + count
         n_own = hi - lo
         front = n_own + count

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ppmatting.utils.errors import ConfigError
+from ppmatting.ml.checks import check_choice
+from ppmatting.utils.errors import InputError
 
 SOLVERS = ("auto", "direct", "superlu", "ichol", "jacobi")
 DIRECT_MAX_UNKNOWNS = 500_000
@@ -43,9 +44,8 @@ class SolveInfo:
 
 
 def check_solver(name):
-    if name not in SOLVERS:
-        raise ConfigError(f"solver: '{name}' is not one of {', '.join(SOLVERS)}")
-    return name
+    """``name`` if it is one of :data:`SOLVERS`, else ConfigError."""
+    return check_choice("solver", name, SOLVERS)
 
 
 def _dot(a, b):
@@ -287,29 +287,57 @@ def solve_system(matrix, rhs, solver="auto", x0=None, rtol=1e-6, max_iterations=
     return conjugate_gradients(matrix, rhs, precondition, x0, rtol, max_iterations, info)
 
 
-def available_memory_bytes():
-    """MemAvailable from /proc/meminfo (Linux), else 8 GiB."""
+def soft_constraint_solve(laplacian, trimap_u8, unknown, lambda_value, preconditioner="jacobi",
+                          rtol=1e-6, max_iterations=10000, info=None):
+    """pymatting's formulation: ``(L + lambda C) a = lambda c`` over all H*W pixels (C = diagonal
+    of the known pixels, c = the foreground pixels), as its ``estimate_alpha_*`` solve it.
+
+    Args:
+        laplacian: the whole-image Laplacian, a SciPy sparse matrix (solved with pymatting's
+            ``make_linear_system`` and ``cg``, preconditioned by its ``ichol`` or ``jacobi``) or
+            an object with ``matvec`` and ``diagonal`` (matrix-free: our conjugate gradients with
+            the diagonal, as pymatting's ``estimate_alpha_lkm``).
+        trimap_u8: uint8 H x W in {0, 128, 255}.
+        unknown: flat indices of the unknown pixels.
+        lambda_value: the penalty (pymatting's default 100).
+    Returns the unknown pixels' values (float64, len(unknown)). Raises :class:`InputError` when
+    pymatting's cg does not converge in ``max_iterations``.
+    """
+    info = info if info is not None else SolveInfo()
+    if hasattr(laplacian, "matvec"):
+        trimap = trimap_u8.ravel()
+        penalty = lambda_value * (trimap != 128)
+        rhs = lambda_value * (trimap == 255)
+        x = conjugate_gradients(lambda v: laplacian.matvec(v) + penalty * v,
+                                rhs.astype(np.float64),
+                                jacobi_preconditioner(laplacian.diagonal + penalty), None, rtol,
+                                max_iterations, info)
+        info.solver = f"soft lambda={lambda_value:g} (jacobi, matrix-free)"
+        return x[unknown]
+
+    from pymatting.laplacian.laplacian import make_linear_system
+    from pymatting.preconditioner.ichol import ichol
+    from pymatting.preconditioner.jacobi import jacobi
+    from pymatting.solver.cg import cg
+
+    trimap01 = trimap_u8.astype(np.float64) / 255.0
+    matrix, rhs = make_linear_system(laplacian, trimap01, lambda_value)
+    precondition = ichol(matrix) if preconditioner == "ichol" else jacobi(matrix)
+    counter = [0]
+
+    def count(*_):
+        counter[0] += 1
+
     try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 8 * 1024 ** 3
-
-
-def format_bytes(n_bytes):
-    return f"{n_bytes / 1024 ** 3:.1f} GiB" if n_bytes >= 1024 ** 3 / 10 else \
-        f"{n_bytes / 1024 ** 2:.0f} MiB"
-
-
-def check_positive(name, value, integer=False):
-    """Config value check: a positive number (an integer when ``integer``), else ConfigError."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-    if integer:
-        ok = ok and float(value).is_integer()
-    if not ok:
-        kind = "positive integer" if integer else "positive number"
-        raise ConfigError(f"{name}: must be a {kind}, got {value!r}")
-    return int(value) if integer else float(value)
+        x = cg(matrix, rhs, M=precondition, rtol=rtol, maxiter=max_iterations, callback=count)
+        info.converged = True
+    except ValueError:  # pymatting raises when maxiter is reached
+        x = None
+        info.converged = False
+        info.notes.append(f"pymatting's cg did not converge in {max_iterations} iterations")
+    info.solver, info.iterations = f"soft lambda={lambda_value:g} ({preconditioner})", counter[0]
+    if x is None:
+        raise InputError(f"soft-constraint solve did not converge in {max_iterations} "
+                         f"iterations; raise max_iterations or use hard constraints "
+                         f"(lambda_value: null)")
+    return x[unknown]

@@ -21,8 +21,10 @@ TRIMAP_FG = 255
 
 
 def force_known(alpha01, trimap_u8):
-    """Return a new float32 H x W alpha clipped to [0, 1], set to 0 where ``trimap_u8 == 0`` and
-    to 1 where ``trimap_u8 == 255`` (the benchmark scores predictions forced this way)."""
+    """The one post-processing step of every zoo model (mmagic's ``postprocess`` after the crop):
+    return a new float32 H x W alpha clamped to [0, 1], set to 0 where ``trimap_u8 == 0`` and to 1
+    where ``trimap_u8 == 255`` (the benchmark scores predictions forced this way). Models call it
+    once, last; callers of ``predict`` need not clip again."""
     alpha01 = np.clip(np.asarray(alpha01, dtype=np.float32), 0.0, 1.0)
     trimap_u8 = np.asarray(trimap_u8)
     alpha01[trimap_u8 == TRIMAP_BG] = 0.0

@@ -74,8 +74,7 @@ def postprocess(alpha, trimap_u8, size):
             raise ValueError(f"postprocess expects one alpha matte, got shape {alpha.shape}")
         alpha = alpha[0]
     height, width = size
-    alpha = np.clip(alpha[:height, :width], 0.0, 1.0)
-    return force_known(alpha, np.asarray(trimap_u8))
+    return force_known(alpha[:height, :width], np.asarray(trimap_u8))  # clamps and forces
 
 
 @manager.MODELS.add_component

@@ -4,10 +4,12 @@ and returns the sample; geometric ones append a :class:`GeometryRecord`.
 Randomness comes only from the generator passed in, so a sample is a pure function of
 (seed, epoch, index): runs repeat and a resumed run sees the same data as one never stopped.
 """
+import math
+
 import numpy as np
 
 from ppmatting.cvlibs import manager
-from ppmatting.datasets.sample import GeometryRecord, resize_array
+from ppmatting.transforms.sample import GeometryRecord, resize_array
 from ppmatting.transforms.trimap import trimap_from_alpha
 from ppmatting.utils import io
 from ppmatting.utils.compose import composite
@@ -87,21 +89,52 @@ class LoadImages:
         return sample
 
 
+def fit_background(bg, height, width):
+    """Adobe's Composition-1k background rule (its compositing script; mmediting's
+    ``preprocess_comp1k_dataset.py`` does the same): a background smaller than ``height`` x
+    ``width`` in either direction is scaled by ``ratio = max(width / bw, height / bh)`` to
+    ``ceil(bw * ratio)`` x ``ceil(bh * ratio)`` with PIL's bicubic filter, keeping its aspect
+    ratio; then its top-left ``height`` x ``width`` is kept.
+
+    Args:
+        bg: uint8 h x w x 3 RGB (resampled by PIL as 8-bit RGB, exactly as Adobe's script did) or
+            float h x w x C in [0, 1] (each channel resampled by PIL in float, in PIL's two passes,
+            width then height, each clipped to [0, 1] as PIL's 8-bit passes are: the same result
+            within about 1/255, without rounding to 8 bits).
+        height, width: the foreground's size.
+    Returns the fitted background, ``height`` x ``width`` x C, uint8 or float32 as given.
+    """
+    from PIL import Image  # Pillow comes with paddlepaddle and scikit-image
+
+    bg_h, bg_w = bg.shape[:2]
+    ratio = max(width / bg_w, height / bg_h)
+    size = (math.ceil(bg_w * ratio), math.ceil(bg_h * ratio))
+    if bg.dtype == np.uint8:
+        if ratio > 1:
+            bg = np.asarray(Image.fromarray(bg).resize(size, Image.BICUBIC))
+        return np.ascontiguousarray(bg[:height, :width])
+
+    def resize_float(channel, pass_size):
+        out = Image.fromarray(np.ascontiguousarray(channel)).resize(pass_size, Image.BICUBIC)
+        return np.clip(np.asarray(out), 0.0, 1.0)
+
+    bg = np.asarray(bg, dtype=np.float32)
+    if ratio > 1:
+        channels = [resize_float(resize_float(bg[:, :, c], (size[0], bg_h)), size)
+                    for c in range(bg.shape[2])]
+        bg = np.stack(channels, axis=2)
+    return np.clip(bg[:height, :width], 0.0, 1.0)
+
+
 @manager.TRANSFORMS.add_component
 class FitBackground:
-    """Make the background cover the foreground's size: scale it up (keeping its aspect ratio) when
-    smaller, then take the top-left H x W, as Adobe's Composition-1k compositing does."""
+    """Make the background cover the foreground's size by Adobe's rule (:func:`fit_background`):
+    scale it up when smaller, then take the top-left H x W."""
 
     def __call__(self, sample, rng=None):
         if sample.bg is None or sample.fg is None:
             return sample
-        height, width = sample.fg.shape[:2]
-        bg_h, bg_w = sample.bg.shape[:2]
-        ratio = max(width / bg_w, height / bg_h)
-        if ratio > 1:
-            sample.bg = resize_array(sample.bg, (int(np.ceil(bg_h * ratio)), int(np.ceil(bg_w * ratio))),
-                                     "bicubic")
-        sample.bg = np.clip(sample.bg[:height, :width], 0.0, 1.0)
+        sample.bg = fit_background(sample.bg, *sample.fg.shape[:2])
         return sample
 
 

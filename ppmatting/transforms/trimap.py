@@ -13,10 +13,9 @@ def ellipse_kernel(size):
 
 
 def trimap_from_alpha(alpha01, erode_size, dilate_size):
-    """DIM's training trimap as mmediting makes it (its ``GenerateTrimap`` with elliptical kernels of
-    random size 1..29 for erosion and dilation, drawn independently): 255 where the alpha eroded by
-    an elliptical kernel of ``erode_size`` is 1, 0 where the alpha dilated by ``dilate_size`` is 0,
-    else 128.
+    """DIM's training trimap, as mmediting's ``GenerateTrimap`` makes it (sizes drawn from 1..29
+    there): 255 where the alpha eroded by an elliptical kernel of ``erode_size`` is 1, 0 where
+    the alpha dilated by ``dilate_size`` is 0, else 128.
 
     Every pixel with 0 < alpha < 1 ends up unknown (a kernel of size 1 still keeps it out of both
     known sets); known pixels always agree with the alpha.

@@ -20,6 +20,12 @@ class InputError(PPMattingError):
     """An input file (image, alpha, trimap, list, checkpoint) is missing or unusable."""
 
 
+class OutputError(PPMattingError, OSError):
+    """An output folder or file cannot be made or written (a file where a folder is expected,
+    no permission, a read-only or full disk). Also an ``OSError``, so code that cleans up after
+    failed writes (``except OSError``) still sees it."""
+
+
 def run_cli(main):
     """Decorator for a tool's ``main``: user errors become one line on stderr and exit code 2."""
 

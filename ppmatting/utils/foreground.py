@@ -1,15 +1,16 @@
 """Foreground colour estimation: the F in ``I = alpha F + (1 - alpha) B``.
 
 Compositing a matted subject onto a new background needs F, not the photo: in semi-transparent
-hair the photo still holds the old background's colour. :func:`estimate_foreground` wraps
-pymatting's multi-level estimator (``estimate_foreground_ml``; Germer, Uelwer, Conrad, Harmeling,
-"Fast Multi-Level Foreground Estimation", ICPR 2020): a coarse-to-fine solve of
-``min sum_c (alpha F_c + (1 - alpha) B_c - I_c)^2 + sum over neighbours (eps + w |d alpha|)
-(|d F|^2 + |d B|^2)``, a few Jacobi sweeps per level.
+hair the photo still holds the old background's colour. :func:`estimate_foreground` runs the
+multi-level estimator of Germer, Uelwer, Conrad, Harmeling ("Fast Multi-Level Foreground
+Estimation", ICPR 2020), as pymatting 1.1.16's ``estimate_foreground_ml`` does: a coarse-to-fine
+solve of ``min sum_c (alpha F_c + (1 - alpha) B_c - I_c)^2 + sum over neighbours
+(eps + w |d alpha|) (|d F|^2 + |d B|^2)``, a few Gauss-Seidel sweeps per level.
 
-pymatting is imported inside the function: its numba kernels compile on the first call after
-installation (tens of seconds, cached on disk by numba) and load from that cache afterwards
-(about a second per process), never at ``import ppmatting``.
+The estimator is ours (``ppmatting.utils.foreground_ml``: one numba kernel, compiled on its first
+call and cached; the same F and B as pymatting's within 1/255, tested): importing pymatting
+compiles every one of its numba kernels on the first run after installation (about 45 s of CPU
+time), which made the demo's first run take a minute for a step that takes a few milliseconds.
 
 Fast path (opt-in, ``crop_margin``): only pixels with 0 < alpha < 1 need an estimate (F = I where
 alpha = 1; F does not show where alpha = 0), so the estimator can run on the bounding box of those
@@ -20,6 +21,23 @@ fifth of the gain over the raw photo; use it for large photos with a small parti
 import numpy as np
 
 from ppmatting.utils.errors import InputError
+from ppmatting.utils.foreground_ml import estimate_fb_ml
+from ppmatting.utils.memory import default_budget_bytes, format_bytes
+
+# bytes a pixel of one estimate: the float32 inputs and outputs here (F, B and their copies) and
+# the estimator's level arrays (F and B, the level's image and alpha, the previous level)
+BYTES_PER_PIXEL = 130
+
+
+def check_memory(height, width, what="estimate_foreground"):
+    """Refuse, with one line, an image whose estimate would not fit in the memory budget."""
+    need = height * width * BYTES_PER_PIXEL
+    budget = default_budget_bytes()
+    if need > budget:
+        raise InputError(f"{what}: a {width}x{height} image needs about {format_bytes(need)} to "
+                         f"estimate its foreground colours, more than the {format_bytes(budget)} "
+                         f"available; use crop_margin (only the partly transparent region) or a "
+                         f"smaller image")
 
 
 def _check(image01, alpha01):
@@ -77,8 +95,6 @@ def estimate_foreground(image01, alpha01, regularization=1e-5, n_small_iteration
         float32 H x W x 3 foreground in [0, 1] (and the background when asked; outside the crop
         the background is the photo too).
     """
-    from pymatting.foreground.estimate_foreground_ml import estimate_foreground_ml
-
     image01, alpha01 = _check(image01, alpha01)
     fg = image01.copy()
     bg = image01.copy()
@@ -88,11 +104,11 @@ def estimate_foreground(image01, alpha01, regularization=1e-5, n_small_iteration
     if box is None:
         box = (0, alpha01.shape[0], 0, alpha01.shape[1])
     y0, y1, x0, x1 = box
-    crop_fg, crop_bg = estimate_foreground_ml(
-        np.ascontiguousarray(image01[y0:y1, x0:x1]), np.ascontiguousarray(alpha01[y0:y1, x0:x1]),
-        regularization=regularization, n_small_iterations=n_small_iterations,
-        n_big_iterations=n_big_iterations, small_size=small_size, return_background=True,
-        gradient_weight=gradient_weight)
+    check_memory(y1 - y0, x1 - x0)
+    crop_fg, crop_bg = estimate_fb_ml(
+        image01[y0:y1, x0:x1], alpha01[y0:y1, x0:x1], regularization=regularization,
+        n_small_iterations=n_small_iterations, n_big_iterations=n_big_iterations,
+        small_size=small_size, gradient_weight=gradient_weight)
     fg[y0:y1, x0:x1] = crop_fg
     bg[y0:y1, x0:x1] = crop_bg
     fg = np.clip(fg, 0.0, 1.0).astype(np.float32)

@@ -8,6 +8,12 @@ Value-range conventions used everywhere in ppmatting:
   (0 = background, 128 = unknown, 255 = foreground)
 
 16-bit PNGs are read at full precision (divided by 65535).
+
+Untrusted files: before a file is decoded its header's size is read (``utils.image_header``) and
+checked against :data:`MAX_IMAGE_PIXELS` and the memory the read would need, so a small file that
+claims an enormous image is refused with one line instead of exhausting memory. Outputs: tools
+check their output folders and files first (:func:`check_output_dir`, :func:`check_output_file`)
+and every write is atomic; a write that fails names the path (:class:`OutputError`).
 """
 import os
 import tempfile
@@ -15,7 +21,9 @@ import tempfile
 import cv2
 import numpy as np
 
-from ppmatting.utils.errors import InputError
+from ppmatting.utils.errors import InputError, OutputError
+from ppmatting.utils.image_header import HeaderError, read_header
+from ppmatting.utils.memory import default_budget_bytes, format_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -24,8 +32,17 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 TRIMAP_BG_BELOW = 64
 TRIMAP_FG_FROM = 192
 
+# Largest image read (pixels): 2^28 = 268 MP, e.g. 16384 x 16384, above any camera's photos and
+# below OpenCV's own limit (CV_IO_MAX_IMAGE_PIXELS, 2^30), whose error is a traceback.
+MAX_IMAGE_PIXELS = 2 ** 28
+# bytes a pixel of reading it as image01 besides the decoded samples: the float32 copy, its
+# scaling and the colour conversion (read_image)
+FLOAT_BYTES_PER_PIXEL = 3 * 4 * 2
 
-def _decode(path, flags):
+
+def read_file_bytes(path):
+    """The bytes of an input file as a uint8 array; InputError for a missing, unreadable or
+    empty file or a folder."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError(f"{path}: file not found")
@@ -37,7 +54,40 @@ def _decode(path, flags):
         raise InputError(f"{path}: cannot read ({err.strerror})") from None
     if data.size == 0:
         raise InputError(f"{path}: file is empty")
-    array = cv2.imdecode(data, flags)
+    return data
+
+
+def check_image_header(path, data, budget_bytes=None):
+    """Refuse an encoded image before decoding it: unknown format or corrupt header, more than
+    :data:`MAX_IMAGE_PIXELS`, or more memory than ``budget_bytes`` (default 70% of the available
+    memory). Returns the :class:`~ppmatting.utils.image_header.ImageHeader`."""
+    try:
+        header = read_header(data)
+    except HeaderError as err:
+        raise InputError(f"{path}: not a readable image ({err})") from None
+    size = f"{header.width}x{header.height}"
+    if header.pixels > MAX_IMAGE_PIXELS:
+        raise InputError(f"{path}: its {header.format} header claims {size} pixels "
+                         f"({header.pixels / 1e6:.0f} MP), more than the {MAX_IMAGE_PIXELS / 1e6:.0f}"
+                         f" MP ppmatting reads; downscale it first")
+    need = header.decoded_bytes + header.pixels * FLOAT_BYTES_PER_PIXEL
+    budget = default_budget_bytes() if budget_bytes is None else budget_bytes
+    if need > budget:
+        raise InputError(f"{path}: its {header.format} header claims {size} pixels, which need "
+                         f"about {format_bytes(need)} to read, more than the "
+                         f"{format_bytes(budget)} available; downscale it first")
+    return header
+
+
+def _decode(path, flags):
+    path = os.fspath(path)
+    data = read_file_bytes(path)
+    check_image_header(path, data)
+    try:
+        array = cv2.imdecode(data, flags)
+    except cv2.error as err:  # a header that passed but a body OpenCV cannot take
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else "OpenCV error"
+        raise InputError(f"{path}: not a readable image ({reason})") from None
     if array is None:
         raise InputError(f"{path}: not a readable image (corrupt or unsupported format)")
     return array
@@ -137,13 +187,59 @@ def to_uint16(array01):
     return np.clip(np.round(np.asarray(array01, dtype=np.float64) * 65535.0), 0, 65535).astype(np.uint16)
 
 
+def check_output_dir(path, flag="--save_dir"):
+    """Check that ``path`` can be an output folder, before any work: it is a folder (or can be
+    made: no part of it is a file) and a file can be written in it (or in the nearest folder that
+    exists, when it is still to be made). Creates nothing; raises :class:`OutputError` with one
+    line naming ``flag``, the path and the problem. Returns ``path`` (``None`` or ``""``, no
+    output folder, pass unchecked)."""
+    if not path:
+        return path
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OutputError(f"{flag} {path}: is a file, not a folder")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    if not os.path.isdir(existing):
+        raise OutputError(f"{flag} {path}: cannot be made, {existing} is a file")
+    try:  # a real write: permission bits do not tell root, read-only mounts or full disks
+        fd, probe = tempfile.mkstemp(prefix=".ppmatting-write-test-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        where = "" if existing == os.path.abspath(path) else f" (in {existing})"
+        raise OutputError(f"{flag} {path}: cannot write files there{where}: "
+                          f"{err.strerror or err}") from None
+    return path
+
+
+def check_output_file(path, flag="--save_path"):
+    """Check that the file ``path`` can be written: it is not a folder and its folder is usable
+    (:func:`check_output_dir`). Creates nothing; returns ``path``."""
+    path = os.fspath(path)
+    if not path or path.endswith(("/", os.sep)):
+        raise OutputError(f"{flag} {path!r}: give a file name")
+    if os.path.isdir(path):
+        raise OutputError(f"{flag} {path}: is a folder, expected a file name")
+    check_output_dir(os.path.dirname(os.path.abspath(path)), flag)
+    return path
+
+
 def atomic_write_bytes(path, data):
     """Write bytes to ``path`` through a temporary file in the same folder and ``os.replace``,
-    so a reader (or a crash) never sees a half-written file."""
+    so a reader (or a crash) never sees a half-written file. A failure (no such folder possible,
+    no permission, disk full) raises :class:`OutputError` naming ``path``; nothing is left."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write ({err.strerror or err})") from None
     try:
         # mkstemp makes the file private (0600); give it the permissions a plain open() would.
         umask = os.umask(0)
@@ -154,9 +250,11 @@ def atomic_write_bytes(path, data):
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise OutputError(f"{path}: cannot write ({err.strerror or err})") from None
         raise
 
 
