@@ -1,9 +1,11 @@
 """DIM's training losses: Charbonnier alpha loss, composition loss and refine loss.
 
-All three follow mmediting's DIM recipe (REFERENCE.md section 2): a Charbonnier penalty
-``sqrt(d^2 + eps)`` with ``eps = 1e-12`` (the paper's epsilon = 1e-6, squared), averaged over the
-unknown pixels of the trimap (== 128) as ``sum(loss * mask) / (sum(mask) + 1e-12)``, where the sums
-run over the whole batch (a pixel-weighted mean, mmediting's ``mask_reduce_loss``). Each loss
+All three follow mmediting's DIM recipe (its ``dim_stage{1,2,3}`` configs and
+``CharbonnierLoss`` / ``CharbonnierCompLoss``, after the alpha-prediction and compositional losses
+of the DIM paper, Xu et al. 2017): a Charbonnier penalty ``sqrt(d^2 + eps)`` with
+``eps = 1e-12`` (the paper's epsilon = 1e-6, squared), averaged over the unknown pixels of the
+trimap (== 128) as ``sum(loss * mask) / (sum(mask) + 1e-12)``, where the sums run over the whole
+batch (a pixel-weighted mean, mmediting's ``mask_reduce_loss``). Each loss
 returns its weighted value, so the total loss is the plain sum of the configured losses.
 
 Every loss is called as ``loss(outputs, batch)``:
