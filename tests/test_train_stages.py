@@ -260,3 +260,16 @@ def test_plot_train_log_places_the_stages_one_after_the_other(straight_run, tmp_
     assert [xs for xs, _ in refine] == [[5, 6, 7, 8], [9, 10, 11, 12]]  # stages 2 and 3 only
     plot_tool.main(["--save_dir", str(straight_run), "--out", str(tmp_path / "plot.png")])
     assert io.read_image(str(tmp_path / "plot.png")).shape[1] == plot_tool.PANEL_W
+
+
+def test_save_dir_that_is_a_file_and_a_missing_checkpoint_are_one_line_errors(tmp_path, capsys):
+    config = write_stages_config(tmp_path)
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(SystemExit) as exit_info:
+        run_train(config, tmp_path / "taken")
+    assert exit_info.value.code == 2
+    assert f"--save_dir {tmp_path / 'taken'}: is a file, not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_train(config, tmp_path / "out", "--resume_model", tmp_path / "out" / "stage2" / "iter_2")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "checkpoint folder not found" in err

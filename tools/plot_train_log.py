@@ -102,7 +102,7 @@ def draw_panel(canvas, origin_x, title, series, x_label, stage_starts=()):
                             + [np.asarray([x for x, _ in stage_starts], float)])
     ys_all = np.concatenate([np.asarray(ys, float) for _, segs in series for _, ys in segs])
     x_ticks = nice_ticks(float(xs_all.min()), float(xs_all.max()))
-    y_ticks = nice_ticks(0.0, float(ys_all.max()) * 1.05)
+    y_ticks = nice_ticks(0.0, float(ys_all.max()) * (1.1 + 0.1 * len(series)))  # room for the legend
     x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
 
     def to_px(x, y):
@@ -133,7 +133,14 @@ def draw_panel(canvas, origin_x, title, series, x_label, stage_starts=()):
                 cv2.polylines(canvas, [points], False, colour, 2, cv2.LINE_AA)
             for point in points if len(points) < 30 else []:
                 cv2.circle(canvas, tuple(int(v) for v in point), 3, colour, -1, cv2.LINE_AA)
-        ly = top + 14 + 16 * k
+    # the legend on a white box, over the lines
+    cv2.rectangle(canvas, (left + width - 156, top + 2), (left + width - 2, top + 8 + 16 * len(series)),
+                  (255, 255, 255), -1)
+    cv2.rectangle(canvas, (left + width - 156, top + 2), (left + width - 2, top + 8 + 16 * len(series)),
+                  (200, 200, 200), 1)
+    for k, (name, _) in enumerate(series):
+        colour = COLOURS[k % len(COLOURS)]
+        ly = top + 16 + 16 * k
         cv2.line(canvas, (left + width - 150, ly - 4), (left + width - 130, ly - 4), colour, 2)
         cv2.putText(canvas, name, (left + width - 125, ly), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
 

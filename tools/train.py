@@ -1,4 +1,4 @@
-"""Train a matting network from a YAML config; DIM's three stages in one command.
+r"""Train a matting network from a YAML config; DIM's three stages in one command.
 
     python tools/train.py --config configs/dim/dim-vgg16.yml --save_dir output/dim-vgg16 --do_eval
     python tools/train.py --config configs/dim/dim-vgg16.yml --save_dir output/dim-vgg16 \
@@ -64,7 +64,8 @@ def parse_args(argv=None):
                         help="write VisualDL scalars and images to SAVE_DIR/vdl (SAVE_DIR/stageN/vdl "
                              "per stage; needs the visualdl extra: pip install -e '.[vdl]')")
     parser.add_argument("--resume_model", default=None, metavar="DIR",
-                        help="checkpoint folder to continue from, e.g. output/iter_1000")
+                        help="checkpoint folder to continue from (then the later stages), e.g. "
+                             "output/dim-vgg16/stage2/iter_40000")
     parser.add_argument("--seed", type=int, default=None,
                         help="random seed for initialisation, augmentation and batch order "
                              "(default: a random one, printed so the run can be repeated)")

@@ -232,7 +232,7 @@ def resolve_seed(requested, resume_state, key="seed"):
 
 
 def plan_run(config_path, save_dir, opts=None, iters=None, batch_size=None, learning_rate=None,
-             stages=None, resume_model=None, seed=None, run_log=True):
+             stages=None, resume_model=None, seed=None):
     """Read the config and decide what runs (raises one-line errors for every problem found
     before any training starts: bad stages, bad stage configs, missing starting weights).
 
@@ -290,7 +290,7 @@ def plan_run(config_path, save_dir, opts=None, iters=None, batch_size=None, lear
     runs = []
     for position, number in enumerate(numbers):
         stage = StageInfo(number=number, count=count, offset=offsets[number],
-                          run_log=os.path.join(save_dir, "train.log") if run_log else None)
+                          run_log=os.path.join(save_dir, "train.log"))
         run = StageRun(configs[number], stage_dir(save_dir, number), stage_seed(run_seed, number),
                        stage=stage)
         if position == 0 and resume_model:
