@@ -1,7 +1,12 @@
 """TIPC accuracy checks, run after train -> eval -> export -> infer.
 
-1. Validation SAD after lite training is within the stored tolerance of the value the config
-   stores (``expected_val_sad`` for the mode, relative tolerance ``val_sad_rel_tol``).
+1. The validation SAD (``eval/summary.json``) must be close to the value the config stores
+   (``expected_val_sad`` for the mode, within the relative tolerance ``val_sad_rel_tol``), and for
+   a trained network clearly below the SAD of the same network before training: the config's model
+   built right after seeding with the training seed (``train_seed``), no weights loaded, scored on
+   the same val set; the trained one must be at least ``min_val_sad_gain`` (a fraction) lower.
+   An untrained network fails the second test, and a constant or otherwise wrong prediction the
+   first (see docs/test_tipc.md for the numbers).
 2. The exported graph gives the trained model's alpha: the dynamic-graph model (``accuracy_config``
    + the trained weights) and the Paddle Inference predictor are run on the inference rows'
    photos at full size and on a crop whose sides are not multiples of 32; the largest difference
@@ -38,23 +43,66 @@ def tipc_value(config_path, key, mode=None):
     return None
 
 
-def check_sad(config_path, mode, out_dir):
+def measured_sad(out_dir):
+    """The SAD that the run's eval step (tools/val.py) wrote to ``OUT/eval/summary.json``."""
     summary_path = os.path.join(out_dir, "eval", "summary.json")
     if not os.path.isfile(summary_path):
         raise PPMattingError(f"{summary_path}: not found (did the eval step fail?)")
     with open(summary_path, "r", encoding="utf-8") as handle:
-        measured = json.load(handle)["metrics"]["sad"]
+        return float(json.load(handle)["metrics"]["sad"])
+
+
+def untrained_sad(model_config, seed, opts=None):
+    """SAD of the network a seeded training starts from: the config's model built right after
+    ``seed_everything(seed)`` (as tools/train.py builds it), no weights loaded, evaluated on the
+    config's val set with the code tools/val.py runs."""
+    from ppmatting.core.loader import load_config_and_model
+    from ppmatting.core.train import seed_everything
+    from ppmatting.core.val import evaluate
+    seed_everything(int(seed))
+    cfg, model = load_config_and_model(model_config, opts=opts, networks_only=True,
+                                       random_weights=True)
+    return float(evaluate(model, cfg.val_dataset, progress=False)["metrics"]["sad"])
+
+
+def judge_sad(measured, expected, rel_tol, untrained=None, min_gain=None):
+    """(verdict, lines): ``measured`` within ``rel_tol`` of ``expected``, and, when ``untrained`` is
+    given, at most ``(1 - min_gain) * untrained``."""
+    low, high = expected * (1 - rel_tol), expected * (1 + rel_tol)
+    close = low <= measured <= high
+    lines = [f"validation SAD {measured:.4f}; stored {expected:.4f} +- {rel_tol:.1%} -> "
+             f"[{low:.4f}, {high:.4f}]: {'ok' if close else 'OUT OF RANGE'}"]
+    improved = True
+    if untrained is not None:
+        bound = untrained * (1 - min_gain)
+        improved = measured <= bound
+        lines.append(f"the same network before training (same seed, same data): SAD "
+                     f"{untrained:.4f}; trained must be {min_gain:.0%} lower, <= {bound:.4f}: "
+                     f"{'ok' if improved else 'NOT TRAINED ENOUGH'} "
+                     f"({1 - measured / untrained:.1%} lower)")
+    return close and improved, lines
+
+
+def check_sad(config_path, mode, out_dir):
+    measured = measured_sad(out_dir)
     expected = tipc_value(config_path, "expected_val_sad", mode)
-    tolerance = float(tipc_value(config_path, "val_sad_rel_tol") or 0.1)
     if expected is None or expected == "TBD":
         print(f"{config_path}: no expected_val_sad stored for {mode}; this run measured "
               f"{measured:.4f}")
         return False
-    expected = float(expected)
-    low, high = expected * (1 - tolerance), expected * (1 + tolerance)
-    verdict = low <= measured <= high
-    print(f"validation SAD {measured:.4f}; stored {expected:.4f} +- {tolerance:.0%} "
-          f"-> [{low:.4f}, {high:.4f}]: {'ok' if verdict else 'OUT OF RANGE'}")
+    rel_tol = float(tipc_value(config_path, "val_sad_rel_tol") or 0.1)
+    untrained, min_gain = None, None
+    if tipc_value(config_path, "trainer") and mode != "whole_infer":
+        seed = tipc_value(config_path, "train_seed")
+        min_gain = tipc_value(config_path, "min_val_sad_gain")
+        if seed is None or min_gain is None:
+            raise PPMattingError(f"{config_path}: a trained model needs train_seed and "
+                                 f"min_val_sad_gain (the check against the untrained network)")
+        untrained = untrained_sad(os.path.join(ROOT, tipc_value(config_path, "accuracy_config")),
+                                  seed)
+        min_gain = float(min_gain)
+    verdict, lines = judge_sad(measured, float(expected), rel_tol, untrained, min_gain)
+    print("\n".join(lines))
     return verdict
 
 

@@ -1,10 +1,11 @@
 """Small copies of the bundled validation set for TIPC's lite modes (seconds, not minutes, on a CPU).
 
-Writes test_tipc/data/lite/{image,alpha,trimap}/*.png and val.txt: the four bundled validation
-composites reduced to 128 px and, for two of them, to sizes that are not multiples of 32
-(120x100 and 100x136), so padding and mixed-size batches are exercised. Trimaps are remade from the
+Writes {image,alpha,trimap}/*.png and val.txt into --out (default test_tipc/data/lite): the four
+bundled validation composites reduced to 128 px and, for two of them, to sizes that are not
+multiples of 32 (120x100 and 100x136), so padding and mixed-size batches are exercised. Trimaps are remade from the
 reduced alpha with the same rule as the bundled ones.
 """
+import argparse
 import os
 import sys
 
@@ -21,9 +22,12 @@ SIZES_HW = [(128, 128), (120, 100), (128, 128), (100, 136)]
 
 
 @run_cli
-def main():
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default=os.path.join(ROOT, "test_tipc", "data", "lite"),
+                        help="folder to write (default test_tipc/data/lite)")
+    out = parser.parse_args(argv).out
     source = os.path.join(ROOT, "data", "matting_demo")
-    out = os.path.join(ROOT, "test_tipc", "data", "lite")
     lines = []
     with open(os.path.join(source, "val.txt"), "r", encoding="utf-8") as handle:
         rows = [line.split() for line in handle if line.strip()]

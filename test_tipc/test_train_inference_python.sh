@@ -31,6 +31,7 @@ echo "TIPC ${MODEL_NAME} ${MODE} ($(date -u +%Y-%m-%dT%H:%M:%SZ))" > "$RESULTS_L
 ITERS=$(tipc_value "$CONFIG" --iters "$MODE")
 BATCH=$(tipc_value "$CONFIG" --batch_size "$MODE")
 WEIGHTS_NAME=$(tipc_value "$CONFIG" train_model_name)
+SEED=$(tipc_value "$CONFIG" train_seed)   # check_accuracy.py rebuilds the untrained network with it
 TRAINED=""
 if [[ "$MODE" == whole_infer ]]; then
   TRAINED=$(tipc_value "$CONFIG" pretrained_model_path)
@@ -44,7 +45,7 @@ else
     if [[ "$trainer" == dist_train ]] && have_gpu; then
       cmd="${cmd/--nproc_per_node 2/--gpus 0,1}"
     fi
-    run_logged "$OUT/logs" "$trainer" "$PYTHON $cmd --iters $ITERS --batch_size $BATCH --save_dir $save_dir"
+    run_logged "$OUT/logs" "$trainer" "$PYTHON $cmd --iters $ITERS --batch_size $BATCH ${SEED:+--seed $SEED} --save_dir $save_dir"
     status=$?; note_status $status
     if [[ $status -eq 0 && -z "$TRAINED" ]]; then TRAINED=$save_dir/$WEIGHTS_NAME; fi
   done

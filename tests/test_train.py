@@ -1,10 +1,10 @@
-"""tools/train.py: DIM's stages, exact resume, atomic checkpoints, evaluation, NaN stop, two processes.
+"""tools/train.py, one config trained once: frozen parts, exact resume, atomic checkpoints,
+evaluation, NaN stop. (The stages in one command: test_train_stages.py; VisualDL:
+test_visualdl.py.)
 
-A tiny registered network stands in for DIM (same call shape and output keys, parts named
-backbone / decoder / refiner, a batch norm in the backbone) so each run takes about a second; the
-losses, frozen parts and optimiser come from the real configs/dim stage files.
+The tiny DIM-shaped network of tiny_train_net.py stands in for DIM so each run takes about a
+second; the losses, frozen parts and optimiser come from the real configs/dim stage files.
 """
-import importlib.util
 import json
 import os
 import signal
@@ -15,130 +15,12 @@ import time
 
 import numpy as np
 import paddle
-import paddle.nn as nn
 import pytest
 
 from ppmatting.core import checkpoint as ckpt
 from ppmatting.core.sampler import EpochBatchSampler
-from ppmatting.cvlibs import manager
-from ppmatting.models.dim import postprocess, preprocess
-from ppmatting.utils import io
 from ppmatting.utils.errors import InputError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN_TOOL = os.path.join(ROOT, "tools", "train.py")
-
-
-# ---- a DIM-shaped network small enough for unit tests --------------------------------------------
-class _TinyRefiner(nn.Layer):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2D(4, 1, 3, padding=1)
-
-    def forward(self, img, alpha, alpha_logit):
-        return paddle.nn.functional.sigmoid(alpha_logit + self.conv(paddle.concat([img, alpha], 1)))
-
-
-class TrainTestNet(nn.Layer):
-    """forward(img N x 3 x H x W, trimap N x 1 x H x W raw) -> {alpha_pred, [alpha_refined], alpha}.
-
-    ``nan_at``: from that training call on, the output is NaN (to test the divergence stop).
-    """
-
-    is_network = True
-    needs_trimap = True
-
-    def __init__(self, refiner=True, nan_at=0):
-        super().__init__()
-        self.backbone = nn.Sequential(nn.Conv2D(4, 8, 3, padding=1), nn.BatchNorm2D(8), nn.ReLU())
-        self.decoder = nn.Conv2D(8, 1, 3, padding=1)
-        self.refiner = _TinyRefiner() if refiner else None
-        self.nan_at = int(nan_at)
-        self.calls = 0
-
-    def forward(self, img, trimap):
-        if self.training:
-            self.calls += 1
-        logit = self.decoder(self.backbone(paddle.concat([img, trimap / 255.0], axis=1)))
-        if self.nan_at and self.training and self.calls >= self.nan_at:
-            logit = logit * float("nan")
-        out = {"alpha_pred": paddle.nn.functional.sigmoid(logit)}
-        out["alpha"] = out["alpha_pred"]
-        if self.refiner is not None:
-            out["alpha_refined"] = out["alpha"] = self.refiner(img, out["alpha_pred"], logit)
-        return out
-
-    def predict(self, image01, trimap_u8):
-        img, trimap, size = preprocess(image01, trimap_u8, (0.485, 0.456, 0.406),
-                                       (0.229, 0.224, 0.225), pad_multiple=1)
-        was_training = self.training
-        self.eval()
-        with paddle.no_grad():
-            alpha = self(paddle.to_tensor(img), paddle.to_tensor(trimap))["alpha"].numpy()
-        if was_training:
-            self.train()
-        return postprocess(alpha, trimap_u8, size)
-
-
-if "TrainTestNet" not in manager.MODELS:
-    manager.MODELS.add_component(TrainTestNet)
-
-
-# ---- helpers --------------------------------------------------------------------------------------
-def load_train_tool():
-    spec = importlib.util.spec_from_file_location("ppm_tools_train", TRAIN_TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TRAIN = load_train_tool()
-
-
-def write_config(folder, stage=1, refiner=None, nan_at=0, iters=4, batch_size=2, lr=1e-3, extra=""):
-    """A config that takes losses, optimiser and frozen parts from configs/dim stage ``stage``, the
-    tiny network, and 32-pixel crops of the bundled demo data."""
-    refiner = stage != 1 if refiner is None else refiner
-    text = f"""
-    _base_: {os.path.join(ROOT, 'configs', 'dim', f'dim-vgg16-stage{stage}.yml')}
-    iters: {iters}
-    batch_size: {batch_size}
-    model:
-      _inherited_: false
-      type: TrainTestNet
-      refiner: {str(refiner).lower()}
-      nan_at: {nan_at}
-    train_dataset:
-      transforms:
-        - type: LoadImages
-        - type: FitBackground
-        - type: RandomCropAroundUnknown
-          crop_sizes: [64]
-        - type: RandomHorizontalFlip
-        - type: Resize
-          target_size: [32, 32]
-        - type: Composite
-        - type: GenerateTrimap
-          kernel_size_range: [1, 7]
-        - type: Normalize
-    lr_scheduler:
-      learning_rate: {lr}
-    """
-    path = os.path.join(str(folder), f"stage{stage}.yml")
-    with open(path, "w") as handle:
-        handle.write(textwrap.dedent(text) + textwrap.dedent(extra))
-    return path
-
-
-def run_train(config, save_dir, *flags, seed=7):
-    args = ["--config", config, "--save_dir", str(save_dir), "--seed", str(seed), "--log_iters", "1",
-            "--progress_bar", "off"] + [str(f) for f in flags]
-    TRAIN.main(args)
-
-
-def read_params(path):
-    return {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v)
-            for k, v in paddle.load(str(path)).items() if k != "LR_Scheduler"}
+from tiny_train_net import ROOT, assert_same_state, run_train, write_config
 
 
 def optimizer_state(folder):
@@ -147,13 +29,6 @@ def optimizer_state(folder):
     state = optimizer_state_by_structure(paddle.load(str(folder / "model.pdopt")), names)
     return {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v) for k, v in state.items()
             if k != "LR_Scheduler"}
-
-
-def assert_same_state(path_a, path_b):
-    a, b = read_params(path_a), read_params(path_b)
-    assert sorted(a) == sorted(b)
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
 # ---- the batch order ------------------------------------------------------------------------------
@@ -365,89 +240,8 @@ def test_nan_loss_stops_with_the_iteration_and_term_and_saves_nothing(tmp_path, 
     ckpt.load_checkpoint(tmp_path / "out" / "iter_2")
 
 
-def test_unsupported_precision_and_missing_visualdl_are_one_line_errors(tmp_path, capsys, monkeypatch):
+def test_unsupported_precision_is_a_one_line_error(tmp_path, capsys):
     config = write_config(tmp_path, stage=1, iters=1)
     with pytest.raises(SystemExit):
         run_train(config, tmp_path / "out", "--precision", "bf16")
     assert "--precision bf16" in capsys.readouterr().err
-    monkeypatch.setitem(sys.modules, "visualdl", None)  # import fails as if not installed
-    with pytest.raises(SystemExit):
-        run_train(config, tmp_path / "out", "--use_vdl")
-    assert "visualdl" in capsys.readouterr().err
-
-
-def test_use_vdl_writes_scalars_and_images(tmp_path, monkeypatch):
-    written = []
-
-    class FakeWriter:
-        def __init__(self, logdir):
-            written.append(("logdir", logdir))
-
-        def add_scalar(self, tag, value, step):
-            written.append(("scalar", tag, step))
-
-        def add_image(self, tag, img, step):
-            assert img.dtype == np.uint8 and img.ndim == 3
-            written.append(("image", tag, step))
-
-        def close(self):
-            pass
-
-    fake = type(sys)("visualdl")
-    fake.LogWriter = FakeWriter
-    monkeypatch.setitem(sys.modules, "visualdl", fake)
-    run_train(write_config(tmp_path, stage=3, iters=2), tmp_path / "out", "--use_vdl")
-    tags = {entry[1] for entry in written if entry[0] != "logdir"}
-    assert {"Train/loss", "Train/alpha_loss", "Train/refine_loss", "Train/lr", "Train/ips",
-            "Train/image", "Train/alpha_refined"} <= tags
-
-
-# ---- two processes --------------------------------------------------------------------------------
-def test_two_process_data_parallel_run(tmp_path):
-    runner = tmp_path / "runner.py"
-    runner.write_text(textwrap.dedent(f"""
-        import importlib.util, sys
-        sys.path.insert(0, {ROOT!r})
-        spec = importlib.util.spec_from_file_location("ppm_test_train", {os.path.abspath(__file__)!r})
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)   # registers TrainTestNet
-        module.TRAIN.main(sys.argv[1:])
-    """))
-    config = write_config(tmp_path, stage=3, iters=3)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
-           "--log_dir", str(tmp_path / "log"), str(runner), "--config", config, "--save_dir",
-           str(tmp_path / "out"), "--seed", "1", "--save_interval", "3", "--progress_bar", "off",
-           "--do_eval"]
-    proc = subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=240)
-    logs = "".join(open(tmp_path / "log" / name).read() for name in sorted(os.listdir(tmp_path / "log"))
-                   if name.startswith("workerlog"))
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:] + logs[-3000:]
-    summary = json.loads((tmp_path / "out" / "train_summary.json").read_text())
-    assert summary["world_size"] == 2 and summary["iterations"] == 3
-    assert summary["max_weight_difference_across_ranks"] == 0.0
-    assert "weights identical on all 2 processes: yes" in logs
-    worker1 = open(tmp_path / "log" / "workerlog.1").read()
-    assert "[TRAIN]" not in worker1  # only rank 0 logs
-    assert os.path.isdir(tmp_path / "out" / "iter_3")
-    # rank 0 evaluated while rank 1 waited, then both compared weights
-    assert json.loads((tmp_path / "out" / "best_model" / "metrics.json").read_text())["iteration"] == 3
-
-
-def test_plot_train_log_draws_the_records(tmp_path):
-    spec = importlib.util.spec_from_file_location("ppm_plot_train_log",
-                                                  os.path.join(ROOT, "tools", "plot_train_log.py"))
-    plot_tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(plot_tool)
-    with open(tmp_path / "train_log.jsonl", "w") as handle:
-        for i in range(1, 6):
-            handle.write(json.dumps({"iteration": 10 * i, "loss": 1.0 / i, "alpha_loss": 0.5 / i}) + "\n")
-        handle.write(json.dumps({"iteration": 50, "loss": 0.1, "alpha_loss": 0.05}) + "\n")  # resumed
-    with open(tmp_path / "eval_log.jsonl", "w") as handle:
-        handle.write(json.dumps({"iteration": 50, "sad": 3.0, "mse": 0.01}) + "\n")
-    records = plot_tool.read_records(str(tmp_path / "train_log.jsonl"))
-    assert [r["iteration"] for r in records] == [10, 20, 30, 40, 50] and records[-1]["loss"] == 0.1
-    plot_tool.main(["--save_dir", str(tmp_path), "--out", str(tmp_path / "plot.png")])
-    image = io.read_image(str(tmp_path / "plot.png"))
-    assert image.shape[1] == 2 * plot_tool.PANEL_W  # loss panel and evaluation panel
-    assert (image.std(axis=2) > 0.1).any()  # coloured curves were drawn

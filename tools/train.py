@@ -1,23 +1,31 @@
-"""Train a matting network (DIM's three stages) from a YAML config.
+r"""Train a matting network from a YAML config; DIM's three stages in one command.
 
-    python tools/train.py --config configs/dim/dim-vgg16-stage1.yml --save_dir output/stage1 \
-        --do_eval --save_interval 40000 --num_workers 4
-    python tools/train.py --config configs/dim/dim-vgg16-stage1.yml --save_dir output/stage1 \
-        --resume_model output/stage1/iter_80000          # continue exactly where it stopped
+    python tools/train.py --config configs/dim/dim-vgg16.yml --save_dir output/dim-vgg16 --do_eval
+    python tools/train.py --config configs/dim/dim-vgg16.yml --save_dir output/dim-vgg16 \
+        --resume_model output/dim-vgg16/stage2/iter_80000   # continue stage 2, then stage 3
+    python tools/train.py --config configs/dim/dim-vgg16.yml --save_dir output/dim-vgg16 \
+        --stages 2 3 --opts model.pretrained=dim_stage1.pth # from a published stage-1 checkpoint
     python -m paddle.distributed.launch --nproc_per_node 2 tools/train.py --config ...  # 2 processes
 
-Writes ``iter_N/`` checkpoints (model.pdparams, model.pdopt, RNG and train state), ``best_model/``
-(with --do_eval: lowest SAD, plus metrics.json), ``train.log``, ``train_log.jsonl``,
-``eval_log.jsonl`` and ``train_summary.json`` into --save_dir. --batch_size is per process.
+A config with ``train.stages`` (configs/dim/dim-vgg16.yml: the encoder-decoder, then the refiner
+alone, then everything) trains its stages in order, stage N into SAVE_DIR/stageN/ starting from
+stage N-1's best model (its last one without --do_eval), and copies the final network to
+SAVE_DIR/best_model/model.pdparams (what --model_path of predict, val and export takes). A config
+without stages (dim-vgg16-stage1.yml, one stage alone) trains straight into SAVE_DIR.
+
+Each training folder gets ``iter_N/`` checkpoints (model.pdparams, model.pdopt, RNG and train
+state), ``best_model/`` (with --do_eval: lowest SAD, plus metrics.json), ``train.log``,
+``train_log.jsonl``, ``eval_log.jsonl`` and ``train_summary.json``. --batch_size is per process;
+--iters, --batch_size, --learning_rate and --opts apply to every stage (--opts
+train.stages.stage2.iters=100 to one).
 
 Config keys read here: ``model``, ``train_dataset``, ``val_dataset`` (--do_eval), ``losses``,
-``optimizer``, ``lr_scheduler``, ``iters``, ``batch_size`` and ``train:`` (``frozen: [backbone,
-decoder]`` for DIM stage 2; defaults for ``save_interval``, ``log_iters``, ``keep_checkpoint_max``,
+``optimizer``, ``lr_scheduler``, ``iters``, ``batch_size`` and ``train:`` (``frozen``,
+``stages``; defaults for ``save_interval``, ``log_iters``, ``keep_checkpoint_max``,
 ``num_workers``, which the flags override).
 """
 import argparse
 import os
-import random
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,22 +35,17 @@ from ppmatting.utils.cli import add_config_arguments  # noqa: E402
 from ppmatting.utils.errors import ConfigError, run_cli  # noqa: E402
 from ppmatting.utils.io import check_output_dir  # noqa: E402
 
-TRAIN_KEYS = {
-    "frozen": "a list of the model's sub-layer names to freeze, e.g. [backbone, decoder]",
-    "save_interval": "a positive integer",
-    "log_iters": "a positive integer",
-    "keep_checkpoint_max": "an integer (<= 0 keeps all)",
-    "num_workers": "an integer >= 0",
-}
-DEFAULTS = {"save_interval": 1000, "log_iters": 10, "keep_checkpoint_max": 5, "num_workers": 0}
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(parser, model_path=False,
-                         config_help="training config, e.g. configs/dim/dim-vgg16-stage1.yml")
-    parser.add_argument("--iters", type=int, default=None, help="total iterations (config: iters)")
+                         config_help="training config, e.g. configs/dim/dim-vgg16.yml")
+    parser.add_argument("--stages", nargs="*", default=None, metavar="N",
+                        help="run only these stages of a config with train.stages, in order, e.g. "
+                             "--stages 2 3 (default: all; when resuming, from the checkpoint's)")
+    parser.add_argument("--iters", type=int, default=None,
+                        help="iterations (per stage) (config: iters)")
     parser.add_argument("--batch_size", type=int, default=None,
                         help="samples per iteration per process (config: batch_size)")
     parser.add_argument("--learning_rate", type=float, default=None,
@@ -59,9 +62,11 @@ def parse_args(argv=None):
     parser.add_argument("--do_eval", action="store_true",
                         help="evaluate at each save and keep best_model/ by SAD")
     parser.add_argument("--use_vdl", action="store_true",
-                        help="write VisualDL scalars and images to SAVE_DIR/vdl (needs visualdl)")
+                        help="write VisualDL scalars and images to SAVE_DIR/vdl (SAVE_DIR/stageN/vdl "
+                             "per stage; needs the visualdl extra: pip install -e '.[vdl]')")
     parser.add_argument("--resume_model", default=None, metavar="DIR",
-                        help="checkpoint folder to continue from, e.g. output/iter_1000")
+                        help="checkpoint folder to continue from (then the later stages), e.g. "
+                             "output/dim-vgg16/stage2/iter_40000")
     parser.add_argument("--seed", type=int, default=None,
                         help="random seed for initialisation, augmentation and batch order "
                              "(default: a random one, printed so the run can be repeated)")
@@ -72,22 +77,6 @@ def parse_args(argv=None):
     parser.add_argument("--progress_bar", default="auto", choices=("auto", "on", "off"),
                         help="auto shows it when stderr is a terminal")
     return parser.parse_args(argv)
-
-
-def train_settings_from_config(cfg):
-    """The config's ``train:`` mapping, checked."""
-    settings = cfg.train_settings
-    for key, value in settings.items():
-        if key not in TRAIN_KEYS:
-            raise ConfigError(f"{cfg.where('train.' + key)}: unknown trainer setting; allowed: "
-                              f"{', '.join(sorted(TRAIN_KEYS))}")
-        if key == "frozen":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{cfg.where('train.frozen')}: expected {TRAIN_KEYS['frozen']}, "
-                                  f"got {value!r}")
-        elif isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{cfg.where('train.' + key)}: expected {TRAIN_KEYS[key]}, got {value!r}")
-    return settings
 
 
 def set_device(name):
@@ -110,60 +99,24 @@ def main(argv=None):
     args = parse_args(argv)
     check_output_dir(args.save_dir)
     if not args.config:
-        raise ConfigError("--config is required (e.g. configs/dim/dim-vgg16-stage1.yml)")
-    from ppmatting.core import train as core
-    from ppmatting.cvlibs.config import Config
+        raise ConfigError("--config is required (e.g. configs/dim/dim-vgg16.yml)")
+    from ppmatting.core import stages, train as core
 
-    cfg = Config(args.config, opts=args.opts, iters=args.iters, batch_size=args.batch_size,
-                 learning_rate=args.learning_rate)
-    from_config = train_settings_from_config(cfg)
-    options = {key: getattr(args, key) if getattr(args, key) is not None
-               else from_config.get(key, default) for key, default in DEFAULTS.items()}
-
-    set_device(args.device)
-    rank, _ = core.init_distributed()
-    seed = args.seed
-    if args.resume_model:
-        # A resumed run continues the interrupted run's random streams: its seed wins.
-        from ppmatting.core.checkpoint import read_train_state
-        saved_seed = read_train_state(args.resume_model).get("seed")
-        if saved_seed is not None:
-            if seed is not None and int(seed) != int(saved_seed) and rank == 0:
-                print(f"--seed {seed} ignored: resuming with the checkpoint's seed {saved_seed}",
-                      flush=True)
-            seed = int(saved_seed)
-    if seed is None:
-        seed = random.SystemRandom().randrange(2 ** 31)
-        if rank == 0:
-            print(f"seed {seed} (chosen at random; pass --seed {seed} to repeat this run)", flush=True)
-    # Model initialisation uses Paddle's generator: seed before building it. Under
-    # paddle.distributed.launch every rank gets rank 0's weights from DataParallel anyway.
-    core.seed_everything(seed)
-
-    settings = core.TrainSettings(
-        iters=cfg.iters, batch_size=cfg.batch_size, save_dir=args.save_dir,
-        frozen=tuple(from_config.get("frozen", ())), seed=seed, do_eval=args.do_eval,
-        use_vdl=args.use_vdl, precision=args.precision, resume_model=args.resume_model,
-        progress_bar=args.progress_bar, **options)
-    settings.validate()
+    plan = stages.plan_run(args.config, args.save_dir, opts=args.opts, iters=args.iters,
+                           batch_size=args.batch_size, learning_rate=args.learning_rate,
+                           stages=args.stages, resume_model=args.resume_model, seed=args.seed)
+    rank, _ = core.distributed_env()
     if args.use_vdl and rank == 0:
         from ppmatting.core.train_log import require_visualdl
         require_visualdl()  # fail before the slow model build
-
-    train_dataset = cfg.train_dataset
-    if train_dataset is None:
-        raise ConfigError(f"{cfg.where('train_dataset')}: missing key (the data to train on)")
-    if hasattr(train_dataset, "seed"):
-        train_dataset.seed = int(seed)  # the run's seed also drives augmentation and backgrounds
-    val_dataset = cfg.val_dataset if args.do_eval else None
-    if args.do_eval and val_dataset is None:
-        raise ConfigError(f"{cfg.where('val_dataset')}: --do_eval needs a val_dataset in the config")
-    losses = cfg.losses
-    model = cfg.model
-
-    summary = core.train(model, train_dataset, losses, cfg.optimizer, settings,
-                         val_dataset=val_dataset)
-    if rank == 0:
+    set_device(args.device)
+    core.init_distributed()
+    options = stages.RunOptions(
+        do_eval=args.do_eval, use_vdl=args.use_vdl, precision=args.precision,
+        progress_bar=args.progress_bar,
+        overrides={key: getattr(args, key) for key in stages.DEFAULTS})
+    summary = stages.run(plan, options, log=lambda line: print(line, flush=True))
+    if rank == 0 and not plan.staged:
         best = summary.get("best")
         if best:
             print(f"best {best['metric'].upper()} {best['value']:.4f} at iteration "

@@ -175,21 +175,37 @@ def save_checkpoint(path, model_state, optimizer_state=None, train_state=None, r
     Returns the absolute folder path.
     """
     import paddle
+    files = {MODEL_FILE: lambda p: paddle.save(model_state, p)}
+    if optimizer_state is not None:
+        files[OPTIMIZER_FILE] = lambda p: paddle.save(optimizer_state, p)
+    if rng_state is not None:
+        files[RNG_FILE] = _writer_pickle(rng_state)
+    if train_state is not None:
+        files[STATE_FILE] = _writer_json(train_state)
+    for file_name, obj in (extra_files or {}).items():
+        files[file_name] = _writer_json(obj)
+    return _write_checkpoint(path, files)
+
+
+def publish_model(source_model_file, path, extra_files=None):
+    """Copy a ``model.pdparams`` (e.g. the best model of DIM's last stage) into a new checkpoint
+    folder ``path`` (``SAVE_DIR/best_model``), atomically, with ``extra_files`` as JSON beside it.
+    The bytes are copied as they are (nothing is unpickled). Returns the absolute folder path."""
+    files = {MODEL_FILE: lambda p: shutil.copyfile(source_model_file, p)}
+    for file_name, obj in (extra_files or {}).items():
+        files[file_name] = _writer_json(obj)
+    return _write_checkpoint(path, files)
+
+
+def _write_checkpoint(path, files):
+    """Create the folder ``path`` holding ``files`` ({name: write(file_path)}) and a manifest:
+    written into a hidden temporary folder, every file fsync'ed, then renamed into place."""
     path = os.path.abspath(path)
     parent, name = os.path.split(path)
     os.makedirs(parent, exist_ok=True)
     recover(path)
     tmp_dir = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
     try:
-        files = {MODEL_FILE: lambda p: paddle.save(model_state, p)}
-        if optimizer_state is not None:
-            files[OPTIMIZER_FILE] = lambda p: paddle.save(optimizer_state, p)
-        if rng_state is not None:
-            files[RNG_FILE] = _writer_pickle(rng_state)
-        if train_state is not None:
-            files[STATE_FILE] = _writer_json(train_state)
-        for file_name, obj in (extra_files or {}).items():
-            files[file_name] = _writer_json(obj)
         manifest = {}
         for file_name, write in files.items():
             file_path = os.path.join(tmp_dir, file_name)

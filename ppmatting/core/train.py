@@ -6,6 +6,10 @@ step. Every ``log_iters`` it logs each loss term, lr, batch_cost, reader_cost, i
 every ``save_interval`` (and at the end) it writes an atomic checkpoint, optionally evaluates and
 keeps ``best_model/`` by SAD.
 
+One call trains one config; DIM's three stages are three calls made by
+:mod:`ppmatting.core.stages` (``settings.stage`` then says which stage this is, for the logs, the
+checkpoints' ``train_state.json`` and VisualDL).
+
 Exact resume: the batch order is a function of (seed, epoch) (:class:`EpochBatchSampler`), each
 sample a function of (dataset seed, epoch, index) (``MattingDataset.set_epoch``), and a checkpoint
 holds the model, optimiser (with its lr-scheduler state), iteration, RNG states and best metric,
@@ -26,7 +30,7 @@ import numpy as np
 
 from ppmatting.core import checkpoint as ckpt
 from ppmatting.core.sampler import EpochBatchSampler
-from ppmatting.core.train_log import EVAL_LOG, TRAIN_LOG, TrainLogger, format_seconds
+from ppmatting.core.train_log import EVAL_LOG, TRAIN_LOG, StageInfo, TrainLogger, format_seconds
 from ppmatting.utils.errors import ConfigError, PPMattingError
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -56,6 +60,9 @@ class TrainSettings:
     precision: 'fp32', or 'fp16'/'bf16' mixed precision where Paddle supports it on the device.
     resume_model: a checkpoint folder to continue from.
     progress_bar: 'auto' (when stderr is a terminal), 'on' or 'off'.
+    stage: a :class:`~ppmatting.core.train_log.StageInfo` when this run is one stage of several.
+    extra_state: JSON values stored in every checkpoint's ``train_state.json`` (the stage runner
+        keeps the run's seed there, to derive the later stages' seeds on resume).
     """
     iters: int
     batch_size: int = 1
@@ -71,6 +78,8 @@ class TrainSettings:
     precision: str = "fp32"
     resume_model: Optional[str] = None
     progress_bar: str = "auto"
+    stage: Optional[StageInfo] = None
+    extra_state: dict = field(default_factory=dict)
 
     def validate(self):
         for name in ("iters", "batch_size", "save_interval", "log_iters"):
@@ -114,11 +123,13 @@ class RankZeroGate:
 
     A gloo barrier times out after about 30 seconds (Paddle gives it no longer timeout), and an
     evaluation or a large checkpoint takes longer on a CPU. So the other ranks poll a counter in
-    the launcher's TCP store (no collective in flight, no timeout) until rank 0 raises it.
+    the launcher's TCP store (no collective in flight, no timeout) until rank 0 raises it. The
+    store lives as long as the launch: ``tag`` keeps the counters of successive stages apart.
     """
 
-    def __init__(self, rank, world, poll_seconds=0.2):
+    def __init__(self, rank, world, poll_seconds=0.2, tag="run"):
         self.rank, self.world, self.poll_seconds = rank, world, poll_seconds
+        self.tag = tag
         self.count = 0
         self.store = None
         if world > 1:
@@ -130,7 +141,7 @@ class RankZeroGate:
         if self.store is None:
             return
         self.count += 1
-        key = f"ppmatting/train/rank0_done/{self.count}"
+        key = f"ppmatting/train/{self.tag}/rank0_done/{self.count}"
         if self.rank == 0:
             self.store.add(key, 1)
             return
@@ -381,9 +392,10 @@ def train(model, train_dataset, losses, build_optimizer, settings, val_dataset=N
                                   num_workers=settings.num_workers, return_list=True)
 
     net = paddle.DataParallel(model) if world > 1 else model
-    gate = RankZeroGate(rank, world)
+    stage = settings.stage
+    gate = RankZeroGate(rank, world, tag=stage.name if stage else "run")
     logger = TrainLogger(save_dir, settings.iters, start_iter, enabled=is_main,
-                         progress_bar=settings.progress_bar, use_vdl=settings.use_vdl)
+                         progress_bar=settings.progress_bar, use_vdl=settings.use_vdl, stage=stage)
     try:
         logger.info(f"{world} process(es), batch {settings.batch_size} per process, "
                     f"{len(train_dataset)} samples, {steps_per_epoch} iterations per epoch, seed {seed}"
@@ -391,7 +403,9 @@ def train(model, train_dataset, losses, build_optimizer, settings, val_dataset=N
                     f"{count_parameters(params):,} trainable parameters"
                     + (f", frozen: {', '.join(settings.frozen)}" if settings.frozen else "")
                     + (f"; resumed from {last_checkpoint} at iteration {start_iter}"
-                       if last_checkpoint else ""))
+                       if last_checkpoint else "")
+                    + (f"; {stage.note}" if stage is not None and stage.note
+                       and not last_checkpoint else ""))
         amp_dtype = {"fp16": "float16", "bf16": "bfloat16"}.get(settings.precision)
         scaler = paddle.amp.GradScaler() if settings.precision == "fp16" else None
 
@@ -468,13 +482,17 @@ def train(model, train_dataset, losses, build_optimizer, settings, val_dataset=N
                     logger.record(TRAIN_LOG, record)
                     logger.scalars("Train", {k: v for k, v in record.items()
                                              if k not in ("iteration", "epoch")}, iteration)
-                    logger.images(batch, outputs, iteration)
+                    if stage is not None:
+                        logger.scalars("Train", {"stage": stage.number}, iteration)
                     window.reset()
 
                 if iteration % settings.save_interval == 0 or iteration == settings.iters:
                     if world > 1:
                         average_running_statistics(model, world)
                     if is_main:
+                        # pictures at the checkpoint cadence: every log line would fill the disk
+                        # over a million iterations
+                        logger.train_images(batch, outputs, iteration)
                         best = _save_and_evaluate(model, optimizer, settings, val_dataset, save_dir,
                                                   iteration, seed, best, logger)
                     last_checkpoint = os.path.join(save_dir, f"iter_{iteration}")
@@ -485,6 +503,9 @@ def train(model, train_dataset, losses, build_optimizer, settings, val_dataset=N
 
         elapsed = time.time() - train_start
         summary = {
+            **({"stage": stage.number, "stage_name": stage.name,
+                "global_iterations": [stage.offset + start_iter + 1, stage.offset + iteration]}
+               if stage is not None else {}),
             "iterations": iteration,
             "start_iteration": start_iter,
             "world_size": world,
@@ -525,6 +546,8 @@ def _save_and_evaluate(model, optimizer, settings, val_dataset, save_dir, iterat
                     + (f"; {summary['num_failed']} FAILED" if summary["num_failed"] else ""))
         logger.record(EVAL_LOG, {"iteration": iteration, **metrics})
         logger.scalars("Evaluate", metrics, iteration)
+        if logger.vdl is not None:
+            _log_eval_sample(model, val_dataset, iteration, logger)
         if best is None or metrics[BEST_METRIC] < best["value"]:
             best = {"metric": BEST_METRIC, "value": metrics[BEST_METRIC], "iteration": iteration,
                     "metrics": metrics}
@@ -532,7 +555,9 @@ def _save_and_evaluate(model, optimizer, settings, val_dataset, save_dir, iterat
                                  extra_files={"metrics.json": {"iteration": iteration,
                                                                "metrics": metrics}})
         logger.info(f"best {BEST_METRIC.upper()} {best['value']:.4f} at iter {best['iteration']}")
-    state = {"iteration": iteration, "seed": seed, "best": best, "iters": settings.iters,
+    state = {**settings.extra_state,
+             **({"stage": settings.stage.number} if settings.stage is not None else {}),
+             "iteration": iteration, "seed": seed, "best": best, "iters": settings.iters,
              "batch_size": settings.batch_size, "frozen": list(settings.frozen),
              "metrics": metrics, "parameter_names": ckpt.parameter_names(model)}
     folder = ckpt.save_checkpoint(os.path.join(save_dir, f"iter_{iteration}"), model.state_dict(),
@@ -541,3 +566,14 @@ def _save_and_evaluate(model, optimizer, settings, val_dataset, save_dir, iterat
     logger.info(f"saved {folder}" + (f" (removed {', '.join(os.path.basename(r) for r in removed)})"
                                      if removed else ""))
     return best
+
+
+def _log_eval_sample(model, val_dataset, iteration, logger):
+    """VisualDL: the first validation image, its true alpha and the model's (at the size the val
+    transforms give). Skipped for a sample without a trimap."""
+    sample = val_dataset[0]
+    trimap_u8 = getattr(sample, "trimap", None)
+    if trimap_u8 is None:
+        return
+    alpha01 = model.predict(sample.image, trimap_u8)
+    logger.eval_images(sample.image, {"alpha_true": sample.alpha, "alpha": alpha01}, iteration)

@@ -3,7 +3,10 @@
 Rules:
 
 * ``_base_``: a path or a list of paths, relative to the file that names them. Bases are merged in
-  order, then the file itself; mappings merge key by key and the child wins.
+  order, then the file itself; mappings merge key by key and the child wins. A ``_base_`` inside a
+  nested mapping does the same for that mapping (DIM's ``train.stages.stage2: {_base_:
+  _base_/dim_stage2.yml}`` takes a stage's settings from the file that the one-stage config
+  ``dim-vgg16-stage2.yml`` also uses as a base).
 * ``_inherited_: false`` inside a mapping replaces the inherited mapping instead of merging into it.
 * ``--opts a.b.c=value`` sets one key; the value is parsed as YAML (``1e-5`` -> float, ``[1,2]`` ->
   list, ``null`` -> None). The key path must exist, except for arguments of a component (a mapping
@@ -92,24 +95,41 @@ def merge_config(base, child):
     return result
 
 
-def load_config_dict(path, _chain=()):
-    """Read ``path`` with all its ``_base_`` files merged. Returns a plain dict."""
-    path = os.path.abspath(path)
-    if path in _chain:
-        raise ConfigError(f"{path}: _base_ cycle through {' -> '.join(_chain)}")
-    data = _read_yaml(path)
+def _merge_bases(data, path, chain, where="_base_"):
+    """``data`` (a mapping read from ``path``) merged over the files its ``_base_`` key names."""
     bases = data.pop("_base_", [])
     if isinstance(bases, str):
         bases = [bases]
     if not isinstance(bases, list):
-        raise ConfigError(f"{path}: _base_ must be a path or a list of paths")
+        raise ConfigError(f"{path}: {where} must be a path or a list of paths")
     merged = {}
     for base in bases:
         base_path = os.path.join(os.path.dirname(path), base)
         if not os.path.isfile(base_path):
-            raise ConfigError(f"{path}: _base_ file '{base}' not found (looked at {base_path})")
-        merged = merge_config(merged, load_config_dict(base_path, _chain + (path,)))
+            raise ConfigError(f"{path}: {where} file '{base}' not found (looked at {base_path})")
+        merged = merge_config(merged, load_config_dict(base_path, chain + (path,)))
     return merge_config(merged, data)
+
+
+def _expand_nested_bases(node, path, chain, prefix=""):
+    """Replace every nested mapping that holds ``_base_`` by its bases merged with it."""
+    for key, value in list(node.items()):
+        if isinstance(value, dict):
+            where = f"{prefix}{key}"
+            _expand_nested_bases(value, path, chain, where + ".")
+            if "_base_" in value:
+                node[key] = _merge_bases(value, path, chain, where=f"{where}._base_")
+
+
+def load_config_dict(path, _chain=()):
+    """Read ``path`` with all its ``_base_`` files merged (also those named inside nested
+    mappings). Returns a plain dict."""
+    path = os.path.abspath(path)
+    if path in _chain:
+        raise ConfigError(f"{path}: _base_ cycle through {' -> '.join(_chain)}")
+    data = _read_yaml(path)
+    _expand_nested_bases(data, path, _chain)
+    return _merge_bases(data, path, _chain)
 
 
 def parse_opts(opts):
@@ -183,11 +203,13 @@ class Config:
         path: YAML file.
         opts: list of ``key.path=value`` strings.
         iters, batch_size, learning_rate: shortcuts that override the config's values.
+        dic: an already merged config dict to use instead of reading ``path`` (which then only
+            names it in messages and anchors relative paths); it is copied, not changed.
     """
 
-    def __init__(self, path, opts=None, iters=None, batch_size=None, learning_rate=None):
+    def __init__(self, path, opts=None, iters=None, batch_size=None, learning_rate=None, dic=None):
         self.path = os.path.abspath(path)
-        self.dic = load_config_dict(self.path)
+        self.dic = load_config_dict(self.path) if dic is None else copy.deepcopy(dic)
         for keys, value in parse_opts(opts):
             apply_opt(self.dic, keys, value, self.path)
         if iters is not None:
