@@ -13,12 +13,13 @@ For each variant and size it times one image (batch 1) through
     synthetic 128 px inputs); fp16 (``onnxruntime.transformers.float16``, inputs and output kept
     float32). A path that does not run on this CPU prints why.
   * with --unpool_ab (the paper's variant): Paddle Inference fp32 and bf16 of the same network
-    with the decoder's former unpooling (``max_unpool2d`` with the pool indices), to compare with
-    the current one (``ppmatting.models.decoders.unpool``).
+    traced with the portable unpooling that its ONNX graph uses
+    (``ppmatting.models.decoders.unpool.unpool_like_max_pool``), to compare with the Paddle graph's
+    ``max_unpool2d`` scatter.
 
-It prints seconds per image (the fastest of --rounds rounds; in each round every engine is built,
-warmed up on the size and timed once, then freed, so at most one engine's memory is held and a
-change in the machine's load hits every engine alike), the speed-up over Paddle fp32, how the alpha
+It prints seconds per image (the fastest of --rounds rounds; in each round every engine is built in
+its own child process, warmed up on the size and timed once, so one engine's memory is held at a
+time and a change in the machine's load hits every engine alike), the speed-up over Paddle fp32, how the alpha
 compares with Paddle fp32 (largest difference, and share of pixels within 1/255 as
 ``ppmatting.deploy.parity.compare_alphas`` counts it), the convolution GFLOP (multiply-add = 2),
 the achieved GFLOP/s and, measured just before each size, a float32 matrix-multiply GFLOP/s as the
@@ -33,7 +34,6 @@ synthetic image (running stats = that image's batch statistics, as training leav
 activations have trained-like scales; the paper's variant has no batch norm.
 """
 import argparse
-import gc
 import os
 import shutil
 import sys
@@ -69,9 +69,12 @@ def parse_args(argv=None):
     parser.add_argument("--no_dygraph", action="store_true",
                         help="skip the (slow) dynamic-graph rows")
     parser.add_argument("--no_onnx", action="store_true", help="skip the ONNX Runtime rows")
+    parser.add_argument("--_engine", help=argparse.SUPPRESS)  # child process: one timed engine
+    parser.add_argument("--_inputs", help=argparse.SUPPRESS)
+    parser.add_argument("--_alpha", help=argparse.SUPPRESS)
     parser.add_argument("--unpool_ab", action="store_true",
-                        help="add Paddle fp32/bf16 rows of the paper's network with the former "
-                             "index-based unpooling")
+                        help="add Paddle fp32/bf16 rows of the paper's network traced with the "
+                             "portable unpooling of its ONNX graph")
     return parser.parse_args(argv)
 
 
@@ -145,36 +148,20 @@ def build_model(variant, seed=0):
     return model
 
 
-def index_unpool_twin(model):
-    """The same weights with the decoder's former unpooling: Paddle's ``max_unpool2d`` with the
-    encoder's pool indices (what PlainDecoder ran before ppmatting.models.decoders.unpool)."""
-    import paddle.nn.functional as F
-
-    from ppmatting.models.decoders import PlainDecoder
-    from ppmatting.models.decoders.spatial import spatial_size
-    from ppmatting.models.dim import dim_vgg16
-
-    class IndexUnpoolDecoder(PlainDecoder):
-        @staticmethod
-        def unpool(x, index, skip):
-            return F.max_unpool2d(x, index, kernel_size=2, stride=2,
-                                  output_size=spatial_size(skip))
-
-    twin = dim_vgg16()
-    twin.decoder = IndexUnpoolDecoder()
-    twin.set_state_dict(model.state_dict())
-    twin.eval()
-    return twin
-
-
-def export_folder(model, with_onnx):
-    """Export ``model`` (and its ONNX file) to a temporary folder; returns (folder, DeployInfo)."""
-    from ppmatting.deploy.export import export_onnx, export_static
+def export_folder(model, with_onnx, portable=False):
+    """Export ``model`` (and its ONNX file, as tools/export.py writes it) to a temporary folder;
+    ``portable``: trace the Paddle graph with the ONNX graph's unpooling. Returns (folder, info)."""
+    from ppmatting.deploy.export import export_static, write_onnx
     from ppmatting.deploy.info import build_deploy_dict, load_deploy_info, write_deploy_yaml
+    from ppmatting.models.decoders.unpool import portable_unpooling
 
     folder = tempfile.mkdtemp(prefix="bench-infer-")
-    files = export_static(model, folder)
-    onnx_file = export_onnx(folder) if with_onnx else None
+    if portable:
+        with portable_unpooling(model):
+            files = export_static(model, folder)
+    else:
+        files = export_static(model, folder)
+    onnx_file = write_onnx(model, folder) if with_onnx else None
     write_deploy_yaml(folder, build_deploy_dict(model, files + ([onnx_file] if onnx_file else []),
                                                 output_name=None, onnx_file=onnx_file))
     return folder, load_deploy_info(folder)
@@ -214,19 +201,9 @@ def convert_fp16(onnx_file, folder):
 
 
 # ---- engines -------------------------------------------------------------------------------------
-class OrtRunner:
-    """``run(img, trimap)`` over any ONNX file through infer.py's session settings."""
-
-    def __init__(self, onnx_file, options):
-        from ppmatting.deploy.onnx_predictor import create_session
-
-        self.session, _ = create_session(onnx_file, options)
-        self.output = self.session.get_outputs()[0].name
-
-    def run(self, img, trimap):
-        return self.session.run([self.output], {"img": img, "trimap": trimap})[0]
-
-
+# Each timed run happens in a child process (this script with --_engine), so that one engine's
+# memory (weights, oneDNN kernels, ORT's arena: over 2 GB at 1024 px) is given back before the next
+# is built, and a crash or a missing kernel in one engine is reported as that row's note.
 def reduced_precision():
     """('bf16', None) when the CPU runs bf16 natively, else ('int8', why it cannot run)."""
     from ppmatting.deploy.predictor import cpu_supports_bf16
@@ -239,26 +216,26 @@ def reduced_precision():
 
 
 def engines_for(variant, model, args, folders):
-    """[(label, factory or None, why skipped)]: every engine to time for this variant."""
-    from ppmatting.deploy.predictor import MattingPredictor, PredictorOptions
-
-    fp32 = PredictorOptions(cpu_threads=args.threads)
+    """[(label, spec or None, why skipped)]; ``spec`` tells :func:`run_engine` what to build."""
     reduced, reduced_skip = reduced_precision()
-    low = PredictorOptions(cpu_threads=args.threads, precision=reduced)
     folder, info = export_folder(model, with_onnx=not args.no_onnx)
     folders.append(folder)
-    engines = [(BASE, lambda: MattingPredictor(info, fp32), None),
-               (f"paddle {reduced}", (lambda: MattingPredictor(info, low)) if not reduced_skip
-                else None, reduced_skip)]
+
+    def paddle_spec(where, precision):
+        return {"engine": "paddle", "folder": where, "precision": precision}
+
+    engines = [(BASE, paddle_spec(folder, "fp32"), None),
+               (f"paddle {reduced}", None if reduced_skip else paddle_spec(folder, reduced),
+                reduced_skip)]
     if args.unpool_ab and variant == "mmediting":
-        old_folder, old_info = export_folder(index_unpool_twin(model), with_onnx=False)
-        folders.append(old_folder)
-        engines += [("paddle fp32 old-unpool", lambda: MattingPredictor(old_info, fp32), None),
-                    (f"paddle {reduced} old-unpool", (lambda: MattingPredictor(old_info, low))
-                     if not reduced_skip else None, reduced_skip)]
+        ab_folder, _ = export_folder(model, with_onnx=False, portable=True)
+        folders.append(ab_folder)
+        engines += [("paddle fp32 portable-unpool", paddle_spec(ab_folder, "fp32"), None),
+                    (f"paddle {reduced} portable-unpool",
+                     None if reduced_skip else paddle_spec(ab_folder, reduced), reduced_skip)]
     if args.no_onnx:
         return engines
-    engines.append(("onnxruntime fp32", lambda: OrtRunner(info.onnx_file, fp32), None))
+    engines.append(("onnxruntime fp32", {"engine": "onnxruntime", "onnx": info.onnx_file}, None))
     for label, make in (("onnxruntime int8", lambda: quantize_int8(model, info.onnx_file, folder)),
                         ("onnxruntime fp16", lambda: convert_fp16(info.onnx_file, folder))):
         try:
@@ -266,21 +243,52 @@ def engines_for(variant, model, args, folders):
         except Exception as err:  # a path this ORT / CPU cannot prepare: say why, keep going
             engines.append((label, None, f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"))
             continue
-        engines.append((label, lambda path=path: OrtRunner(path, fp32), None))
+        engines.append((label, {"engine": "onnxruntime", "onnx": path}, None))
     return engines
 
 
-def time_engine(factory, img, trimap):
-    """Build, warm up, time one run, free. Returns (seconds, alpha) or raises."""
-    engine = factory()
-    try:
-        engine.run(img, trimap)  # warm-up: kernels and memory plans for this shape
-        start = time.perf_counter()
-        alpha = engine.run(img, trimap)
-        return time.perf_counter() - start, alpha
-    finally:
-        del engine
-        gc.collect()
+def run_engine(spec, inputs_file, alpha_file, threads):
+    """In the child: build the engine ``spec`` names, run it once to warm up (kernels and memory
+    plans for this shape), time one run, save the alpha. Returns the seconds."""
+    from ppmatting.deploy.info import load_deploy_info
+    from ppmatting.deploy.predictor import MattingPredictor, PredictorOptions
+
+    data = np.load(inputs_file)
+    img, trimap = data["img"], data["trimap"]
+    if spec["engine"] == "paddle":
+        engine = MattingPredictor(load_deploy_info(spec["folder"]),
+                                  PredictorOptions(cpu_threads=threads,
+                                                   precision=spec["precision"]))
+        run = engine.run
+    else:
+        from ppmatting.deploy.export import onnx_runner
+
+        run = onnx_runner(spec["onnx"], PredictorOptions(cpu_threads=threads))
+    run(img, trimap)
+    start = time.perf_counter()
+    alpha = run(img, trimap)
+    seconds = time.perf_counter() - start
+    np.save(alpha_file, alpha)
+    return seconds
+
+
+def time_engine(spec, inputs_file, work, threads):
+    """Run :func:`run_engine` in a child process. Returns (seconds, alpha) or raises
+    RuntimeError with the child's last line."""
+    import json
+    import subprocess
+
+    alpha_file = os.path.join(work, "alpha.npy")
+    command = [sys.executable, os.path.abspath(__file__), "--_engine", json.dumps(spec),
+               "--_inputs", inputs_file, "--_alpha", alpha_file]
+    if threads:
+        command += ["--threads", str(threads)]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("SECONDS ")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"exit {proc.returncode}: {tail[:240]}")
+    return float(lines[-1].split()[1]), np.load(alpha_file)
 
 
 def bench_variant(variant, args, rows):
@@ -297,16 +305,18 @@ def bench_variant(variant, args, rows):
             matmul = matmul_gflops()
             flops = conv_flops(model, size)
             img, trimap = check_inputs(model, 1, size, size, seed=size)
+            inputs_file = os.path.join(folders[0], f"inputs_{size}.npz")
+            np.savez(inputs_file, img=img, trimap=trimap)
             base = dict(variant=variant, size=size, gflop=flops / 1e9, matmul=matmul)
             best, alphas, failed = {}, {}, {}
             for _ in range(max(1, args.rounds)):
-                for label, factory, skip in engines:
-                    if factory is None or label in failed:
+                for label, spec, skip in engines:
+                    if spec is None or label in failed:
                         continue
                     try:
-                        seconds, alpha = time_engine(factory, img, trimap)
-                    except Exception as err:  # e.g. an ORT kernel missing on this CPU
-                        failed[label] = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
+                        seconds, alpha = time_engine(spec, inputs_file, folders[0], args.threads)
+                    except RuntimeError as err:  # e.g. an ORT kernel missing on this CPU
+                        failed[label] = str(err)
                         continue
                     if seconds < best.get(label, float("inf")):
                         best[label] = seconds
@@ -316,7 +326,7 @@ def bench_variant(variant, args, rows):
                 seconds, alpha = time_run(lambda: dygraph_alpha(model, img, trimap))
                 rows.append(dict(base, path="dygraph", seconds=seconds,
                                  parity=compare_alphas(reference, alpha)))
-            for label, factory, skip in engines:
+            for label, spec, skip in engines:
                 if label in best:
                     rows.append(dict(base, path=label, seconds=best[label],
                                      parity=compare_alphas(reference, alphas[label])))
@@ -339,13 +349,13 @@ def time_run(fn):
 
 def print_rows(rows, header=False):
     if header:
-        print(f"{'variant':10s} {'size':>5s} {'engine':26s} {'s/image':>8s} {'speed-up':>16s} "
+        print(f"{'variant':10s} {'size':>5s} {'engine':28s} {'s/image':>8s} {'speed-up':>16s} "
               f"{'max|dA|':>9s} {'<=1/255':>9s} {'GFLOP':>6s} {'GFLOP/s':>8s} {'matmul':>7s}")
     by_path = {row["path"]: row for row in rows}
     fp32 = by_path.get(BASE)
     for row in rows:
         if row["seconds"] is None:
-            print(f"{row['variant']:10s} {row['size']:5d} {row['path']:26s} {'-':>8s}   "
+            print(f"{row['variant']:10s} {row['size']:5d} {row['path']:28s} {'-':>8s}   "
                   f"skipped: {row.get('note')}", flush=True)
             continue
         if row["path"] == "dygraph":
@@ -356,7 +366,7 @@ def print_rows(rows, header=False):
         else:
             speed = f"{fp32['seconds'] / row['seconds']:.2f}x vs fp32"
         parity = row["parity"]
-        print(f"{row['variant']:10s} {row['size']:5d} {row['path']:26s} {row['seconds']:8.2f} "
+        print(f"{row['variant']:10s} {row['size']:5d} {row['path']:28s} {row['seconds']:8.2f} "
               f"{speed:>16s} {parity.max_diff:9.2e} {parity.share_within:9.4%} "
               f"{row['gflop']:6.0f} {row['gflop'] / row['seconds']:8.1f} {row['matmul']:7.1f}",
               flush=True)
@@ -398,6 +408,10 @@ def goals(rows):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args._engine:
+        import json
+        print(f"SECONDS {run_engine(json.loads(args._engine), args._inputs, args._alpha, args.threads)}")
+        return 0
     import paddle
 
     from ppmatting.deploy.predictor import cpu_supports_bf16

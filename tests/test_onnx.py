@@ -21,23 +21,13 @@ import ppmatting  # noqa: F401 - fills the registries
 from ppmatting.deploy.export import check_inputs, dygraph_alpha
 from ppmatting.deploy.info import load_deploy_info
 from ppmatting.deploy.parity import compare_alphas
-from ppmatting.models.decoders import PlainDecoder
-from ppmatting.models.decoders.spatial import spatial_size
-from ppmatting.models.decoders.unpool import unpool_like_max_pool
+from ppmatting.models.decoders.unpool import (portable_unpooling, unpool_like_max_pool,
+                                              unpool_with_indices)
 from ppmatting.models.dim import dim_vgg16
 from ppmatting.utils.errors import ConfigError, PPMattingError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "dim", "dim-vgg16.yml")
-
-
-def _index_unpool(x, index, skip):
-    """The decoder's former unpooling: Paddle's max_unpool2d with the encoder's pool indices."""
-    return F.max_unpool2d(x, index, kernel_size=2, stride=2, output_size=spatial_size(skip))
-
-
-class IndexUnpoolDecoder(PlainDecoder):
-    unpool = staticmethod(_index_unpool)
 
 
 # ---- the unpooling (no extra needed) ------------------------------------------------------------
@@ -53,7 +43,7 @@ def test_unpooling_equals_max_unpool2d_bit_for_bit(hw, ties):
     skip = paddle.to_tensor(skip)
     pooled, indices = F.max_pool2d(skip, 2, 2, return_mask=True)
     x = paddle.to_tensor(rng.standard_normal(pooled.shape).astype(np.float32))
-    expected = _index_unpool(x, indices, skip).numpy()
+    expected = unpool_with_indices(x, indices, skip).numpy()
     got = unpool_like_max_pool(x, skip).numpy()
     assert got.shape == expected.shape == (2, 3) + hw
     assert np.array_equal(got, expected)
@@ -61,18 +51,20 @@ def test_unpooling_equals_max_unpool2d_bit_for_bit(hw, ties):
         assert (skip.numpy()[:, :, 0, 0] == skip.numpy()[:, :, 0, 1]).any()  # ties did occur
 
 
-def test_paper_network_output_is_unchanged_by_the_new_unpooling():
+def test_paper_network_gives_the_same_alpha_with_either_unpooling():
+    """The ONNX graph is traced with the portable unpooling, the Paddle graph with the scatter."""
     paddle.seed(21)
     model = dim_vgg16()
     model.eval()
-    former = dim_vgg16()
-    former.decoder = IndexUnpoolDecoder()
-    former.set_state_dict(model.state_dict())
-    former.eval()
+    assert model.decoder.portable_unpool is False
     for batch, height, width in [(1, 64, 64), (1, 50, 70)]:
         img, trimap = check_inputs(model, batch, height, width, seed=height)
-        assert np.array_equal(dygraph_alpha(model, img, trimap),
-                              dygraph_alpha(former, img, trimap))
+        scatter = dygraph_alpha(model, img, trimap)
+        with portable_unpooling(model) as switched:
+            assert switched == 1 and model.decoder.portable_unpool is True
+            portable = dygraph_alpha(model, img, trimap)
+        assert np.array_equal(portable, scatter)
+    assert model.decoder.portable_unpool is False
 
 
 # ---- export, engine, infer.py (the optional extra) ----------------------------------------------
@@ -107,7 +99,10 @@ def test_export_tool_writes_and_checks_the_papers_onnx(onnx_export):
     assert deploy["variant"] == "mmediting" and deploy["preprocess"]["pad_multiple"] == 32
     assert deploy["check"]["onnx_min_share_within"] >= 0.999
     assert deploy["check"]["onnx_max_alpha_diff"] <= 0.1
-    assert not any(name.startswith(".tmp") for name in os.listdir(save_dir))
+    assert not any(name.startswith(".") for name in os.listdir(save_dir))  # no temporary left
+    # the Paddle graph keeps the fast scatter; only the ONNX graph has the portable unpooling
+    from ppmatting.deploy.predictor import graph_ops
+    assert "unpool" in graph_ops(str(save_dir / "model.json"))
 
 
 def test_onnx_predictor_runs_like_the_paddle_predictor(onnx_export):
@@ -155,17 +150,18 @@ def test_infer_onnxruntime_writes_the_paddle_backends_files(onnx_export, tmp_pat
         trimap[2 * height // 5:3 * height // 5, 2 * width // 5:3 * width // 5] = 255
         cv2.imwrite(str(trimaps / f"{name}.png"), trimap)
     outputs = {}
-    for backend in ("onnxruntime", "paddle", "auto"):
-        out = tmp_path / backend
+    for backend in ("onnxruntime", None):  # None: the default engine
+        out = tmp_path / str(backend)
+        chosen = ["--backend", backend] if backend else []
         assert infer.main(["--config", str(onnx_export["save_dir"] / "deploy.yaml"),
                            "--image_path", str(images), "--trimap_path", str(trimaps),
-                           "--save_dir", str(out), "--backend", backend, "--batch_size", "2",
-                           "--cpu_threads", "1", "--background", "white"]) == 0
+                           "--save_dir", str(out), "--batch_size", "2", "--cpu_threads", "1",
+                           "--background", "white"] + chosen) == 0
         text = capsys.readouterr().out
         assert "saved 3 result(s)" in text
-        outputs[backend] = out
-        if backend == "auto":  # CPU fp32 with model.onnx present: ONNX Runtime
-            assert "via ONNX Runtime" in text and "backend auto" in text
+        engine = "ONNX Runtime" if backend else "Paddle Inference"  # the default: Paddle
+        assert f"via {engine}" in text
+        outputs[backend or "paddle"] = out
     for name in ("fox", "emu", "gnu"):
         files = {backend: sorted(os.listdir(folder)) for backend, folder in outputs.items()}
         assert files["onnxruntime"] == files["paddle"]

@@ -16,10 +16,9 @@ with --background (a colour such as white, #1e90ff or 30,144,255, an image file,
 Photos of any size are accepted. Batches hold photos of the same padded size only, so each alpha
 equals the one-photo result; the last batch of a size may be smaller than --batch_size.
 
---backend: paddle (Paddle Inference), onnxruntime (the export's model.onnx, from tools/export.py
---format onnx) or auto (default): ONNX Runtime when the export has model.onnx, onnxruntime is
-installed and the run is CPU fp32 (it was the faster fp32 engine here, docs/deploy.md), else Paddle.
-Both give the same alpha and write the same files.
+--backend: paddle (Paddle Inference, the default: the faster engine here, docs/deploy.md) or
+onnxruntime (CPU fp32 on the export's model.onnx, written by tools/export.py --format onnx). Both
+give the same alpha and write the same files.
 
 CPU: --cpu_threads, --enable_mkldnn (oneDNN, default on), --precision fp32 or bf16 (AVX512-BF16).
 GPU: --device gpu --gpu_mem MB, --precision fp16, --use_trt with --trt_min_shape / --trt_opt_shape /
@@ -39,7 +38,7 @@ from ppmatting.utils.errors import InputError, run_cli  # noqa: E402
 
 
 def parse_args(argv=None):
-    from ppmatting.deploy.backends import BACKENDS
+    from ppmatting.deploy.backends import BACKENDS, DEFAULT_BACKEND
     from ppmatting.deploy.predictor import DEVICES, PRECISIONS
 
     parser = argparse.ArgumentParser(description=__doc__,
@@ -51,9 +50,9 @@ def parse_args(argv=None):
     parser.add_argument("--trimap_path", default=None,
                         help="a trimap (one photo) or a folder of trimaps named like the photos")
     parser.add_argument("--save_dir", default="output/infer", help="output folder")
-    parser.add_argument("--backend", choices=BACKENDS, default="auto",
-                        help="paddle, onnxruntime, or auto (default): onnxruntime for CPU fp32 "
-                             "when the export has model.onnx, else paddle")
+    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                        help="paddle (Paddle Inference, default) or onnxruntime (the export's "
+                             "model.onnx from tools/export.py --format onnx; CPU fp32)")
     parser.add_argument("--device", choices=DEVICES, default="cpu")
     parser.add_argument("--cpu_threads", type=int, default=None,
                         help="CPU math threads (default: all cores)")
@@ -193,8 +192,7 @@ def main(argv=None):
                                trt_min_hw=args.trt_min_shape, trt_opt_hw=args.trt_opt_shape,
                                trt_max_hw=args.trt_max_shape, trt_max_batch=args.batch_size)
     predictor = create_predictor(info, options, args.backend)
-    print(f"{len(jobs)} photo(s); {predictor.description} (backend {args.backend}: "
-          f"{predictor.backend_reason})", flush=True)
+    print(f"{len(jobs)} photo(s); backend {args.backend}: {predictor.description}", flush=True)
     from ppmatting.core.writer import Composite, ResultWriter
     composites = [Composite(background, "{name}_composite.png")] if background else []
     writer = ResultWriter(args.save_dir, composites=composites, fg_estimate=args.fg_estimate)

@@ -126,13 +126,10 @@ def dygraph_alpha(model, img, trimap):
         return model(paddle.to_tensor(img), paddle.to_tensor(trimap))["alpha"].numpy()
 
 
-def check_parity(model, run_fn, shapes=DEFAULT_CHECK_SHAPES, seed=0):
-    """Largest |alpha_static - alpha_dygraph| for each (N, H, W) in ``shapes``.
-
-    ``run_fn(img, trimap) -> alpha`` is the exported graph (a predictor's ``run``). Returns
-    ``[((N, H, W), max_diff), ...]``.
-    """
-    results = []
+def alpha_pairs(model, run_fn, shapes, seed=0):
+    """For each (N, H, W) in ``shapes``: ``((N, H, W), alpha_dygraph, alpha_exported)`` on the
+    same :func:`check_inputs`. ``run_fn(img, trimap) -> alpha`` is the exported graph (a
+    predictor's or ONNX Runtime's ``run``); a wrong output shape is a :class:`PPMattingError`."""
     for index, (batch, height, width) in enumerate(shapes):
         img, trimap = check_inputs(model, batch, height, width, seed=seed + index)
         expected = dygraph_alpha(model, img, trimap)
@@ -140,8 +137,17 @@ def check_parity(model, run_fn, shapes=DEFAULT_CHECK_SHAPES, seed=0):
         if got.shape != expected.shape:
             raise PPMattingError(f"exported graph returned shape {got.shape} for input "
                                  f"{img.shape}; the dynamic graph returns {expected.shape}")
-        results.append(((batch, height, width), float(np.abs(got - expected).max())))
-    return results
+        yield (batch, height, width), expected, got
+
+
+def check_parity(model, run_fn, shapes=DEFAULT_CHECK_SHAPES, seed=0):
+    """Largest |alpha_static - alpha_dygraph| for each (N, H, W) in ``shapes``.
+
+    ``run_fn(img, trimap) -> alpha`` is the exported graph (a predictor's ``run``). Returns
+    ``[((N, H, W), max_diff), ...]``.
+    """
+    return [(shape, float(np.abs(got - expected).max()))
+            for shape, expected, got in alpha_pairs(model, run_fn, shapes, seed)]
 
 
 def parse_check_sizes(texts, input_shape=None):
@@ -174,14 +180,14 @@ _P2O_SCRIPT = ("import sys, paddle2onnx\n"
                "optimize_tool='onnxoptimizer')\n")
 
 
-def export_onnx(save_dir, opset=ONNX_OPSET):
-    """Convert ``save_dir/model.json`` to ``save_dir/model.onnx`` with paddle2onnx.
+def export_onnx(save_dir, opset=ONNX_OPSET, graph_dir=None):
+    """Convert ``graph_dir/model.json`` (default: ``save_dir``'s) to ``save_dir/model.onnx`` with
+    paddle2onnx.
 
-    Both DIM variants convert (the paper's decoder unpools with plain operators,
-    ``ppmatting.models.decoders.unpool``). paddle2onnx aborts the whole process (SIGABRT) on an
-    operator it cannot convert, so it runs in a child process, and the file appears only when the
-    conversion finished. Returns the file name written. Raises :class:`PPMattingError` with the
-    reason when it fails.
+    paddle2onnx aborts the whole process (SIGABRT) on an operator it cannot convert, so it runs in
+    a child process, and the file appears only when the conversion finished. Returns the file name
+    written. Raises :class:`PPMattingError` with the reason when it fails. Use :func:`write_onnx`
+    for a model: the paper's DIM needs its ONNX graph traced with portable unpooling.
     """
     import importlib.util
 
@@ -189,8 +195,9 @@ def export_onnx(save_dir, opset=ONNX_OPSET):
         raise PPMattingError("--format onnx needs paddle2onnx and onnxruntime: "
                              "pip install paddle2onnx==2.1.0 onnxruntime==1.32.0 "
                              "(or the project's extra: pip install -e .[onnx])")
-    model_file = os.path.join(save_dir, "model.json")
-    params_file = os.path.join(save_dir, "model.pdiparams")
+    graph_dir = graph_dir or save_dir
+    model_file = os.path.join(graph_dir, "model.json")
+    params_file = os.path.join(graph_dir, "model.pdiparams")
     target = os.path.join(save_dir, ONNX_FILE)
     partial = os.path.join(save_dir, ".tmp-" + ONNX_FILE)
     if os.path.exists(target):  # an earlier export's file must not pass for this one's
@@ -207,6 +214,29 @@ def export_onnx(save_dir, opset=ONNX_OPSET):
                              + f"; the Paddle Inference export in {save_dir} is unaffected")
     os.replace(partial, target)
     return ONNX_FILE
+
+
+def write_onnx(model, save_dir, input_shape=None, opset=ONNX_OPSET):
+    """``save_dir/model.onnx`` for ``model``; returns the file name.
+
+    The paper's decoder unpools with Paddle's ``max_unpool2d`` and the pool indices, which
+    paddle2onnx cannot convert, so its ONNX graph is traced with the portable unpooling
+    (``ppmatting.models.decoders.unpool``: the same tensor from operators every exporter knows)
+    into a temporary folder beside the export and converted from there; the Paddle graph keeps
+    the faster scatter. PaddleSeg's variant does not unpool: its Paddle graph in ``save_dir`` is
+    converted as it is.
+    """
+    from ppmatting.models.decoders.unpool import portable_unpooling
+
+    with portable_unpooling(model) as switched:
+        if not switched and os.path.isfile(os.path.join(save_dir, "model.json")):
+            return export_onnx(save_dir, opset)
+        graph_dir = tempfile.mkdtemp(prefix=".onnx-graph-", dir=save_dir)
+        try:
+            export_static(model, graph_dir, input_shape)
+            return export_onnx(save_dir, opset, graph_dir=graph_dir)
+        finally:
+            shutil.rmtree(graph_dir, ignore_errors=True)
 
 
 def onnx_runner(onnx_file, options=None):
@@ -235,23 +265,15 @@ def onnx_parity(model, run_fn, shapes, seed=0):
     """
     from ppmatting.deploy.parity import compare_alphas
 
-    results = []
-    for index, (batch, height, width) in enumerate(shapes):
-        img, trimap = check_inputs(model, batch, height, width, seed=seed + index)
-        expected = dygraph_alpha(model, img, trimap)
-        got = np.asarray(run_fn(img, trimap))
-        if got.shape != expected.shape:
-            raise PPMattingError(f"the ONNX graph returned shape {got.shape} for input "
-                                 f"{img.shape}; the dynamic graph returns {expected.shape}")
-        results.append(((batch, height, width), compare_alphas(expected, got)))
-    return results
+    return [(shape, compare_alphas(expected, got))
+            for shape, expected, got in alpha_pairs(model, run_fn, shapes, seed)]
 
 
-def _export_and_check_onnx(model, save_dir, shapes, options, log):
+def _export_and_check_onnx(model, save_dir, shapes, options, log, input_shape=None):
     """Write ``model.onnx`` beside the Paddle export and check it; returns (file name, summary
     for deploy.yaml's ``check``). On a failed check the file is removed and
     :class:`PPMattingError` says by how much it differs."""
-    onnx_file = export_onnx(save_dir)
+    onnx_file = write_onnx(model, save_dir, input_shape)
     path = os.path.join(save_dir, onnx_file)
     try:
         results = onnx_parity(model, onnx_runner(path, options), shapes)
@@ -328,7 +350,8 @@ def export_model(model, save_dir, input_shape=None, check_shapes=None,
     if fmt == "onnx":
         # ORT is checked in fp32 with the threads asked for (precision options are Paddle's)
         ort_options = PredictorOptions(cpu_threads=getattr(options, "cpu_threads", None))
-        onnx_file, onnx_check = _export_and_check_onnx(model, save_dir, shapes, ort_options, log)
+        onnx_file, onnx_check = _export_and_check_onnx(model, save_dir, shapes, ort_options, log,
+                                                       input_shape)
         check.update(onnx_check)
         path = write_deploy_yaml(save_dir, build_deploy_dict(
             model, files + [onnx_file], onnx_file=onnx_file, check=check, **common))
