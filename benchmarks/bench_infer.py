@@ -17,7 +17,8 @@ For each variant and size it times one image (batch 1) through
     (``ppmatting.models.decoders.unpool.unpool_like_max_pool``), to compare with the Paddle graph's
     ``max_unpool2d`` scatter.
 
-It prints seconds per image (the fastest of --rounds rounds; in each round every engine is built in
+It prints seconds per image (wall clock, and the child's CPU seconds, which a busy machine disturbs
+less; the fastest of --rounds rounds; in each round every engine is built in
 its own child process, warmed up on the size and timed once, so one engine's memory is held at a
 time and a change in the machine's load hits every engine alike), the speed-up over Paddle fp32, how the alpha
 compares with Paddle fp32 (largest difference, and share of pixels within 1/255 as
@@ -265,15 +266,15 @@ def run_engine(spec, inputs_file, alpha_file, threads):
 
         run = onnx_runner(spec["onnx"], PredictorOptions(cpu_threads=threads))
     run(img, trimap)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     alpha = run(img, trimap)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     np.save(alpha_file, alpha)
-    return seconds
+    return seconds, cpu_seconds
 
 
 def time_engine(spec, inputs_file, work, threads):
-    """Run :func:`run_engine` in a child process. Returns (seconds, alpha) or raises
+    """Run :func:`run_engine` in a child process. Returns (seconds, cpu seconds, alpha) or raises
     RuntimeError with the child's last line."""
     import json
     import subprocess
@@ -288,7 +289,8 @@ def time_engine(spec, inputs_file, work, threads):
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"exit {proc.returncode}: {tail[:240]}")
-    return float(lines[-1].split()[1]), np.load(alpha_file)
+    _, seconds, cpu_seconds = lines[-1].split()
+    return float(seconds), float(cpu_seconds), np.load(alpha_file)
 
 
 def bench_variant(variant, args, rows):
@@ -308,18 +310,20 @@ def bench_variant(variant, args, rows):
             inputs_file = os.path.join(folders[0], f"inputs_{size}.npz")
             np.savez(inputs_file, img=img, trimap=trimap)
             base = dict(variant=variant, size=size, gflop=flops / 1e9, matmul=matmul)
-            best, alphas, failed = {}, {}, {}
+            best, cpu, alphas, failed = {}, {}, {}, {}
             for _ in range(max(1, args.rounds)):
                 for label, spec, skip in engines:
                     if spec is None or label in failed:
                         continue
                     try:
-                        seconds, alpha = time_engine(spec, inputs_file, folders[0], args.threads)
+                        seconds, cpu_seconds, alpha = time_engine(spec, inputs_file, folders[0],
+                                                                  args.threads)
                     except RuntimeError as err:  # e.g. an ORT kernel missing on this CPU
                         failed[label] = str(err)
                         continue
                     if seconds < best.get(label, float("inf")):
                         best[label] = seconds
+                    cpu[label] = min(cpu_seconds, cpu.get(label, float("inf")))
                     alphas[label] = alpha
             reference = alphas.get(BASE)
             if not args.no_dygraph:
@@ -328,7 +332,7 @@ def bench_variant(variant, args, rows):
                                  parity=compare_alphas(reference, alpha)))
             for label, spec, skip in engines:
                 if label in best:
-                    rows.append(dict(base, path=label, seconds=best[label],
+                    rows.append(dict(base, path=label, seconds=best[label], cpu=cpu[label],
                                      parity=compare_alphas(reference, alphas[label])))
                 else:
                     rows.append(dict(base, path=label, seconds=None, parity=None,
@@ -349,8 +353,9 @@ def time_run(fn):
 
 def print_rows(rows, header=False):
     if header:
-        print(f"{'variant':10s} {'size':>5s} {'engine':28s} {'s/image':>8s} {'speed-up':>16s} "
-              f"{'max|dA|':>9s} {'<=1/255':>9s} {'GFLOP':>6s} {'GFLOP/s':>8s} {'matmul':>7s}")
+        print(f"{'variant':10s} {'size':>5s} {'engine':28s} {'s/image':>8s} {'cpu s':>7s} "
+              f"{'speed-up':>16s} {'max|dA|':>9s} {'<=1/255':>9s} {'GFLOP':>6s} {'GFLOP/s':>8s} "
+              f"{'matmul':>7s}")
     by_path = {row["path"]: row for row in rows}
     fp32 = by_path.get(BASE)
     for row in rows:
@@ -366,7 +371,8 @@ def print_rows(rows, header=False):
         else:
             speed = f"{fp32['seconds'] / row['seconds']:.2f}x vs fp32"
         parity = row["parity"]
-        print(f"{row['variant']:10s} {row['size']:5d} {row['path']:28s} {row['seconds']:8.2f} "
+        cpu = f"{row['cpu']:7.2f}" if row.get("cpu") is not None else f"{'-':>7s}"
+        print(f"{row['variant']:10s} {row['size']:5d} {row['path']:28s} {row['seconds']:8.2f} {cpu} "
               f"{speed:>16s} {parity.max_diff:9.2e} {parity.share_within:9.4%} "
               f"{row['gflop']:6.0f} {row['gflop'] / row['seconds']:8.1f} {row['matmul']:7.1f}",
               flush=True)
@@ -410,7 +416,9 @@ def main(argv=None):
     args = parse_args(argv)
     if args._engine:
         import json
-        print(f"SECONDS {run_engine(json.loads(args._engine), args._inputs, args._alpha, args.threads)}")
+        seconds, cpu_seconds = run_engine(json.loads(args._engine), args._inputs, args._alpha,
+                                          args.threads)
+        print(f"SECONDS {seconds} {cpu_seconds}")
         return 0
     import paddle
 
