@@ -84,12 +84,13 @@ def onnx_export(tmp_path_factory):
          "--model_path", str(weights), "--save_dir", str(save_dir), "--format", "onnx",
          "--check_sizes", "2x64x64", "50x70"],
         cwd=str(work), capture_output=True, text=True, timeout=600)
+    # every test below needs the export: report the tool's own output if it failed
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     return {"model": model, "save_dir": save_dir, "proc": proc, "work": work}
 
 
 def test_export_tool_writes_and_checks_the_papers_onnx(onnx_export):
     proc, save_dir = onnx_export["proc"], onnx_export["save_dir"]
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     checks = [line for line in proc.stdout.splitlines() if "ONNX Runtime check" in line]
     assert len(checks) == 2 and all("within 1/255" in line for line in checks)
     assert "1x3x50x70" in proc.stdout and "2x3x64x64" in proc.stdout
@@ -212,6 +213,24 @@ def test_onnxruntime_refusals_are_one_line(onnx_export, tmp_path, capsys):
         os.link(onnx_export["save_dir"] / name, broken / name)
     (broken / "model.onnx").write_bytes(b"not a protobuf")
     with pytest.raises(ConfigError, match="model.onnx: ONNX Runtime cannot load it"):
+        OnnxPredictor(load_deploy_info(str(broken)))
+    # an ONNX file is data (no code); a handed-over one may still point its weights at files
+    # outside its folder: ONNX Runtime refuses, and the error names the file
+    from onnx import TensorProto, helper
+
+    weight = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[4],
+                         data_location=TensorProto.EXTERNAL)
+    for key, value in (("location", "../secret.bin"), ("offset", "0"), ("length", "16")):
+        weight.external_data.add(key=key, value=value)
+    (tmp_path / "secret.bin").write_bytes(np.arange(4, dtype=np.float32).tobytes())
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["img", "w"], ["alpha"])], "escape",
+        [helper.make_tensor_value_info("img", TensorProto.FLOAT, [4]),
+         helper.make_tensor_value_info("trimap", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("alpha", TensorProto.FLOAT, [4])], [weight])
+    (broken / "model.onnx").write_bytes(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
+    with pytest.raises(ConfigError, match="model.onnx: ONNX Runtime cannot load it.*escapes"):
         OnnxPredictor(load_deploy_info(str(broken)))
     with pytest.raises(PPMattingError, match="on CPU"):
         from ppmatting.deploy.onnx_predictor import session_options
