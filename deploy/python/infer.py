@@ -1,4 +1,4 @@
-r"""Matte photos with an exported DIM through Paddle Inference (CPU or GPU).
+r"""Matte photos with an exported DIM through Paddle Inference (CPU or GPU) or ONNX Runtime (CPU).
 
     python deploy/python/infer.py --config output/export/deploy.yaml \
         --image_path photos/ --trimap_path trimaps/ --save_dir output/infer --batch_size 2
@@ -15,6 +15,10 @@ with --background (a colour such as white, #1e90ff or 30,144,255, an image file,
 
 Photos of any size are accepted. Batches hold photos of the same padded size only, so each alpha
 equals the one-photo result; the last batch of a size may be smaller than --batch_size.
+
+--backend: paddle (Paddle Inference, the default: the faster engine here, docs/deploy.md) or
+onnxruntime (CPU fp32 on the export's model.onnx, written by tools/export.py --format onnx). Both
+give the same alpha and write the same files.
 
 CPU: --cpu_threads, --enable_mkldnn (oneDNN, default on), --precision fp32 or bf16 (AVX512-BF16).
 GPU: --device gpu --gpu_mem MB, --precision fp16, --use_trt with --trt_min_shape / --trt_opt_shape /
@@ -35,6 +39,7 @@ from ppmatting.utils.io import check_output_dir  # noqa: E402
 
 
 def parse_args(argv=None):
+    from ppmatting.deploy.backends import BACKENDS, DEFAULT_BACKEND
     from ppmatting.deploy.predictor import DEVICES, PRECISIONS
 
     parser = argparse.ArgumentParser(description=__doc__,
@@ -46,6 +51,9 @@ def parse_args(argv=None):
     parser.add_argument("--trimap_path", default=None,
                         help="a trimap (one photo) or a folder of trimaps named like the photos")
     parser.add_argument("--save_dir", default="output/infer", help="output folder")
+    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                        help="paddle (Paddle Inference, default) or onnxruntime (the export's "
+                             "model.onnx from tools/export.py --format onnx; CPU fp32)")
     parser.add_argument("--device", choices=DEVICES, default="cpu")
     parser.add_argument("--cpu_threads", type=int, default=None,
                         help="CPU math threads (default: all cores)")
@@ -170,8 +178,9 @@ def run(predictor, jobs, writer, batch_size=1, timer=None, warmup=False, log=pri
 def main(argv=None):
     args = parse_args(argv)
     check_output_dir(args.save_dir)
+    from ppmatting.deploy.backends import create_predictor
     from ppmatting.deploy.info import load_deploy_info
-    from ppmatting.deploy.predictor import MattingPredictor, PredictorOptions
+    from ppmatting.deploy.predictor import PredictorOptions
 
     info = load_deploy_info(args.config)
     jobs = collect_pairs(args.image_path, args.trimap_path)
@@ -184,8 +193,8 @@ def main(argv=None):
                                use_trt=args.use_trt, gpu_id=args.gpu_id, gpu_mem_mb=args.gpu_mem,
                                trt_min_hw=args.trt_min_shape, trt_opt_hw=args.trt_opt_shape,
                                trt_max_hw=args.trt_max_shape, trt_max_batch=args.batch_size)
-    predictor = MattingPredictor(info, options)
-    print(f"{len(jobs)} photo(s); {predictor.description}", flush=True)
+    predictor = create_predictor(info, options, args.backend)
+    print(f"{len(jobs)} photo(s); backend {args.backend}: {predictor.description}", flush=True)
     from ppmatting.core.writer import Composite, ResultWriter
     composites = [Composite(background, "{name}_composite.png")] if background else []
     writer = ResultWriter(args.save_dir, composites=composites, fg_estimate=args.fg_estimate)

@@ -5,7 +5,8 @@
   dynamic unless a fixed ``input_shape`` is asked for.
 * :func:`check_parity` runs the saved graph through a :class:`MattingPredictor` and the
   dynamic-graph model on the same inputs and returns the largest alpha difference per size.
-* :func:`export_onnx` / :func:`check_onnx` do the same through paddle2onnx and ONNX Runtime.
+* :func:`export_onnx` / :func:`onnx_parity` convert the graph with paddle2onnx and check ONNX
+  Runtime against the dynamic graph with the tie-robust criterion of :mod:`ppmatting.deploy.parity`.
 * :func:`fast_predictor` exports a model to a temporary folder and returns a predictor over it:
   the fast path of ``tools/predict.py``.
 """
@@ -125,13 +126,10 @@ def dygraph_alpha(model, img, trimap):
         return model(paddle.to_tensor(img), paddle.to_tensor(trimap))["alpha"].numpy()
 
 
-def check_parity(model, run_fn, shapes=DEFAULT_CHECK_SHAPES, seed=0):
-    """Largest |alpha_static - alpha_dygraph| for each (N, H, W) in ``shapes``.
-
-    ``run_fn(img, trimap) -> alpha`` is the exported graph (a predictor's ``run``). Returns
-    ``[((N, H, W), max_diff), ...]``.
-    """
-    results = []
+def alpha_pairs(model, run_fn, shapes, seed=0):
+    """For each (N, H, W) in ``shapes``: ``((N, H, W), alpha_dygraph, alpha_exported)`` on the
+    same :func:`check_inputs`. ``run_fn(img, trimap) -> alpha`` is the exported graph (a
+    predictor's or ONNX Runtime's ``run``); a wrong output shape is a :class:`PPMattingError`."""
     for index, (batch, height, width) in enumerate(shapes):
         img, trimap = check_inputs(model, batch, height, width, seed=seed + index)
         expected = dygraph_alpha(model, img, trimap)
@@ -139,8 +137,17 @@ def check_parity(model, run_fn, shapes=DEFAULT_CHECK_SHAPES, seed=0):
         if got.shape != expected.shape:
             raise PPMattingError(f"exported graph returned shape {got.shape} for input "
                                  f"{img.shape}; the dynamic graph returns {expected.shape}")
-        results.append(((batch, height, width), float(np.abs(got - expected).max())))
-    return results
+        yield (batch, height, width), expected, got
+
+
+def check_parity(model, run_fn, shapes=DEFAULT_CHECK_SHAPES, seed=0):
+    """Largest |alpha_static - alpha_dygraph| for each (N, H, W) in ``shapes``.
+
+    ``run_fn(img, trimap) -> alpha`` is the exported graph (a predictor's ``run``). Returns
+    ``[((N, H, W), max_diff), ...]``.
+    """
+    return [(shape, float(np.abs(got - expected).max()))
+            for shape, expected, got in alpha_pairs(model, run_fn, shapes, seed)]
 
 
 def parse_check_sizes(texts, input_shape=None):
@@ -165,68 +172,130 @@ def parse_check_sizes(texts, input_shape=None):
 
 
 # ---- ONNX ----------------------------------------------------------------------------------------
+# optimize_tool="onnxoptimizer": paddle2onnx's default (Polygraphy's constant folding) takes ~20 s
+# on the paper's graph and ~1 s with onnxoptimizer; ONNX Runtime runs both files equally fast.
 _P2O_SCRIPT = ("import sys, paddle2onnx\n"
                "paddle2onnx.export(sys.argv[1], sys.argv[2], save_file=sys.argv[3], "
-               "opset_version=int(sys.argv[4]), enable_onnx_checker=True)\n")
+               "opset_version=int(sys.argv[4]), enable_onnx_checker=True, "
+               "optimize_tool='onnxoptimizer')\n")
 
 
-def export_onnx(save_dir, opset=ONNX_OPSET):
-    """Convert ``save_dir/model.json`` to ``save_dir/model.onnx`` with paddle2onnx.
+def export_onnx(save_dir, opset=ONNX_OPSET, graph_dir=None):
+    """Convert ``graph_dir/model.json`` (default: ``save_dir``'s) to ``save_dir/model.onnx`` with
+    paddle2onnx.
 
     paddle2onnx aborts the whole process (SIGABRT) on an operator it cannot convert, so it runs in
-    a child process. Returns the file name written. Raises :class:`PPMattingError` with the
-    reason when it fails.
+    a child process, and the file appears only when the conversion finished. Returns the file name
+    written. Raises :class:`PPMattingError` with the reason when it fails. Use :func:`write_onnx`
+    for a model: the paper's DIM needs its ONNX graph traced with portable unpooling.
     """
     import importlib.util
 
     if importlib.util.find_spec("paddle2onnx") is None:
         raise PPMattingError("--format onnx needs paddle2onnx and onnxruntime: "
-                             "pip install paddle2onnx==2.1.0 onnxruntime")
-    model_file = os.path.join(save_dir, "model.json")
-    params_file = os.path.join(save_dir, "model.pdiparams")
+                             "pip install paddle2onnx==2.1.0 onnxruntime==1.32.0 "
+                             "(or the project's extra: pip install -e .[onnx])")
+    graph_dir = graph_dir or save_dir
+    model_file = os.path.join(graph_dir, "model.json")
+    params_file = os.path.join(graph_dir, "model.pdiparams")
     target = os.path.join(save_dir, ONNX_FILE)
     partial = os.path.join(save_dir, ".tmp-" + ONNX_FILE)
+    if os.path.exists(target):  # an earlier export's file must not pass for this one's
+        os.unlink(target)
     proc = subprocess.run([sys.executable, "-c", _P2O_SCRIPT, model_file, params_file, partial,
                            str(int(opset))], capture_output=True, text=True)
     if proc.returncode != 0 or not os.path.isfile(partial):
         if os.path.exists(partial):
             os.unlink(partial)
-        ops = graph_ops(model_file)
-        if "unpool" in ops:
-            raise PPMattingError(
-                f"{model_file}: paddle2onnx cannot convert this graph: it has no converter for "
-                f"max-unpooling (pd_op.unpool), which the paper's DIM decoder (PlainDecoder) "
-                f"uses. The Paddle Inference export in {save_dir} is fine; for ONNX use the "
-                f"PaddleSeg variant (configs/dim/dim-vgg16-paddleseg.yml, bilinear upsampling)")
         detail = [line for line in (proc.stderr + proc.stdout).splitlines()
                   if "ERROR" in line or "not supported" in line.lower()]
         raise PPMattingError(f"{model_file}: paddle2onnx failed (exit {proc.returncode})"
-                             + (f": {detail[-1].strip()}" if detail else ""))
+                             + (f": {detail[-1].strip()}" if detail else "")
+                             + f"; the Paddle Inference export in {save_dir} is unaffected")
     os.replace(partial, target)
     return ONNX_FILE
 
 
-def onnx_runner(onnx_file, threads=None):
-    """``run(img, trimap) -> alpha`` through ONNX Runtime on CPU."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise PPMattingError("checking the ONNX file needs onnxruntime: "
-                             "pip install onnxruntime") from None
-    options = onnxruntime.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = int(threads)
-    session = onnxruntime.InferenceSession(onnx_file, sess_options=options,
-                                           providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    if sorted(names) != ["img", "trimap"]:
-        raise PPMattingError(f"{onnx_file}: inputs are {names}, expected img and trimap")
+def write_onnx(model, save_dir, input_shape=None, opset=ONNX_OPSET):
+    """``save_dir/model.onnx`` for ``model``; returns the file name.
+
+    The paper's decoder unpools with Paddle's ``max_unpool2d`` and the pool indices, which
+    paddle2onnx cannot convert, so its ONNX graph is traced with the portable unpooling
+    (``ppmatting.models.decoders.unpool``: the same tensor from operators every exporter knows)
+    into a temporary folder beside the export and converted from there; the Paddle graph keeps
+    the faster scatter. PaddleSeg's variant does not unpool: its Paddle graph in ``save_dir`` is
+    converted as it is.
+    """
+    from ppmatting.models.decoders.unpool import portable_unpooling
+
+    with portable_unpooling(model) as switched:
+        if not switched and os.path.isfile(os.path.join(save_dir, "model.json")):
+            return export_onnx(save_dir, opset)
+        graph_dir = tempfile.mkdtemp(prefix=".onnx-graph-", dir=save_dir)
+        try:
+            export_static(model, graph_dir, input_shape)
+            return export_onnx(save_dir, opset, graph_dir=graph_dir)
+        finally:
+            shutil.rmtree(graph_dir, ignore_errors=True)
+
+
+def onnx_runner(onnx_file, options=None):
+    """``run(img, trimap) -> alpha`` through ONNX Runtime on CPU (the session
+    :class:`~ppmatting.deploy.onnx_predictor.OnnxPredictor` uses)."""
+    from ppmatting.deploy.onnx_predictor import create_session
+
+    session, _ = create_session(onnx_file, options)
+    output = session.get_outputs()[0].name
 
     def run(img, trimap):
-        return session.run(None, {"img": np.ascontiguousarray(img, np.float32),
-                                  "trimap": np.ascontiguousarray(trimap, np.float32)})[0]
+        return session.run([output], {"img": np.ascontiguousarray(img, np.float32),
+                                      "trimap": np.ascontiguousarray(trimap, np.float32)})[0]
 
     return run
+
+
+def onnx_parity(model, run_fn, shapes, seed=0):
+    """ONNX Runtime against the dynamic graph with the tie-robust criterion
+    (:func:`ppmatting.deploy.parity.compare_alphas` over every output pixel, default thresholds).
+
+    A plain max-difference test fails the paper's DIM for no real reason: ORT's convolutions round
+    differently from Paddle's, so a 2x2 window whose two largest values are a rounding step apart
+    can pick the other maximum, and the pixels that unpooled value reaches move by up to a few
+    hundredths while all others agree to ~1e-6. Returns ``[((N, H, W), Parity), ...]``.
+    """
+    from ppmatting.deploy.parity import compare_alphas
+
+    return [(shape, compare_alphas(expected, got))
+            for shape, expected, got in alpha_pairs(model, run_fn, shapes, seed)]
+
+
+def _export_and_check_onnx(model, save_dir, shapes, options, log, input_shape=None):
+    """Write ``model.onnx`` beside the Paddle export and check it; returns (file name, summary
+    for deploy.yaml's ``check``). On a failed check the file is removed and
+    :class:`PPMattingError` says by how much it differs."""
+    onnx_file = write_onnx(model, save_dir, input_shape)
+    path = os.path.join(save_dir, onnx_file)
+    try:
+        results = onnx_parity(model, onnx_runner(path, options), shapes)
+    except Exception:
+        os.unlink(path)
+        raise
+    for (batch, height, width), parity in results:
+        log(f"  ONNX Runtime check {batch}x3x{height}x{width}: {parity.describe()}")
+    failed = [(shape, parity) for shape, parity in results if not parity.ok]
+    if failed:
+        os.unlink(path)
+        (batch, height, width), parity = failed[0]
+        raise PPMattingError(f"{path}: ONNX Runtime differs from the dynamic graph at "
+                             f"{batch}x3x{height}x{width}: {parity.describe()}; removed")
+    worst_share = min(parity.share_within for _, parity in results)
+    worst_max = max(parity.max_diff for _, parity in results)
+    log(f"wrote {path}; ONNX Runtime (CPU) matches the dynamic graph: at least "
+        f"{worst_share:.4%} of pixels within 1/255, largest difference {worst_max:.3g}")
+    summary = {"onnx_max_alpha_diff": worst_max, "onnx_min_share_within": worst_share,
+               "onnx_criterion": {key: value for key, value in results[0][1].as_dict().items()
+                                  if key in ("within", "min_share", "max_allowed")}}
+    return onnx_file, summary
 
 
 # ---- the whole export ----------------------------------------------------------------------------
@@ -279,16 +348,11 @@ def export_model(model, save_dir, input_shape=None, check_shapes=None,
     log(f"wrote {path}")
 
     if fmt == "onnx":
-        onnx_file = export_onnx(save_dir)
-        onnx_results = check_parity(model, onnx_runner(os.path.join(save_dir, onnx_file)), shapes)
-        onnx_worst = max(diff for _, diff in onnx_results)
-        log(f"wrote {os.path.join(save_dir, onnx_file)}; ONNX Runtime (CPU) largest alpha "
-            f"difference: {onnx_worst:.3g}")
-        if not onnx_worst <= tolerance:
-            os.unlink(os.path.join(save_dir, onnx_file))
-            raise PPMattingError(f"{save_dir}/{onnx_file}: ONNX Runtime differs from the dynamic "
-                                 f"graph by {onnx_worst:.3g} > {tolerance:g}; removed")
-        check["onnx_max_alpha_diff"] = onnx_worst
+        # ORT is checked in fp32 with the threads asked for (precision options are Paddle's)
+        ort_options = PredictorOptions(cpu_threads=getattr(options, "cpu_threads", None))
+        onnx_file, onnx_check = _export_and_check_onnx(model, save_dir, shapes, ort_options, log,
+                                                       input_shape)
+        check.update(onnx_check)
         path = write_deploy_yaml(save_dir, build_deploy_dict(
             model, files + [onnx_file], onnx_file=onnx_file, check=check, **common))
         log(f"updated {path} (adds {onnx_file})")

@@ -16,9 +16,15 @@ PaddleSeg's deploy files)::
         - {name: trimap, shape: [-1, 1, -1, -1], dtype: float32, meaning: ...}
       output: {name: fetch_name_0, shape: [-1, 1, -1, -1], meaning: ...}
       preprocess: {color: RGB, input_range: ..., mean: [...], std: [...], pad_multiple: 32,
-                   pad_mode: reflect, pad_where: bottom-right, trimap: ...}
+                   pad_mode: reflect, pad_where: bottom-right, trimap: ...,
+                   procedure: "reflect-padded ..., as in mmediting's DIM test pipeline"}
+      onnx: model.onnx              # with tools/export.py --format onnx
       postprocess: ...
-      check: {max_alpha_diff: ..., tolerance: 0.0001, sizes: [...]}
+      check: {max_alpha_diff: ..., tolerance: 0.0001, sizes: [...], onnx_...: ...}
+
+``pad_multiple`` is the variant's published procedure unless the config changed it: 32 for the
+paper's network (mmediting pads to 32), 1 (no padding) for PaddleSeg's, whose evaluation and
+prediction feed the image unpadded. ``procedure`` says which, in words.
 """
 import os
 from dataclasses import dataclass, field
@@ -33,7 +39,8 @@ DEPLOY_FILE = "deploy.yaml"
 INPUT_NAMES = ("img", "trimap")
 
 IMG_MEANING = ("RGB photo, float32 N x 3 x H x W: 8-bit values / 255, then (x - mean) / std per "
-               "channel, padded at the bottom and right (reflect) to a multiple of pad_multiple")
+               "channel, padded at the bottom and right (reflect) to a multiple of pad_multiple "
+               "(1: not padded)")
 TRIMAP_MEANING = ("trimap, float32 N x 1 x H x W with the raw values 0 (background), 128 (unknown) "
                   "and 255 (foreground), padded like img; the graph divides by 255 itself")
 OUTPUT_MEANING = ("alpha matte, float32 N x 1 x H x W in [0, 1]; crop to the original size, clip, "
@@ -122,6 +129,9 @@ def build_deploy_dict(model, files, output_name, input_shape=None, config_path=N
         },
         "postprocess": POSTPROCESS,
     }
+    procedure = getattr(model, "procedure", None)
+    if procedure:
+        deploy["preprocess"]["procedure"] = procedure
     if onnx_file:
         deploy["onnx"] = onnx_file
     if check:

@@ -11,6 +11,18 @@ Two published variants are configs, not code paths (see configs/dim/):
 
 Pre- and post-processing (normalise, pad, crop back, clamp, force the known trimap regions) are
 module functions so that prediction, export and deployment share one code path.
+
+Each variant runs by default as its publisher evaluates and predicts with it (``pad_multiple``):
+
+* the paper's network as mmediting tests it: reflect-pad bottom and right to a multiple of 32, crop
+  back (mmediting's DIM test pipeline);
+* PaddleSeg's DIM unpadded: PaddleSeg's val / predict transforms are LoadImages,
+  LimitLong(max_long=3840) and Normalize, with no padding; its encoder's 2x2 pooling floors odd
+  sizes and each decoder block resizes to its skip's exact size (PaddleSeg ``Matting/ppmatting/
+  models/dim.py``, ``models/backbone/vgg.py``, ``transforms/transforms.py``). Padding to 32 would
+  change this network's alpha almost everywhere (the borders it sees move), so its published
+  numbers and its users' results come from unpadded inputs. The long-side limit is applied in
+  evaluation (the config's val transforms), see docs/dim.md.
 """
 import numpy as np
 import paddle
@@ -24,6 +36,8 @@ from ppmatting.models.base import check_matting_inputs, force_known
 from ppmatting.transforms import pad_amounts, pad_bottom_right
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
+# Padding of each variant's published test procedure (see the module docstring).
+PROCEDURE_PAD_MULTIPLE = {"mmediting": 32, "paddleseg": 1}
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PADDLESEG_MEAN = (0.5, 0.5, 0.5)
 PADDLESEG_STD = (0.5, 0.5, 0.5)
@@ -86,11 +100,14 @@ class DIM(nn.Layer):
         decoder: returns ``(alpha_logit, alpha)``; default :class:`PlainDecoder`.
         refiner: ``refiner(img, alpha, alpha_logit)`` -> refined alpha, or ``None`` (stage 1).
         input_mean, input_std: normalisation of RGB in [0, 1] that the weights expect.
-        pad_multiple: :meth:`predict` pads height and width to a multiple of this (32: five
-            2x2 poolings).
+        pad_multiple: :meth:`predict` reflect-pads height and width to a multiple of this (1: no
+            padding). ``None`` (default): the variant's published procedure, 32 for the paper's
+            network (mmediting) and 1 for PaddleSeg's (:data:`PROCEDURE_PAD_MULTIPLE`). Any size
+            runs either way: unpooling and upsampling follow the encoder's pre-pool sizes.
         pretrained: a DIM checkpoint (path or URL) loaded after construction: ppmatting's own
             ``.pdparams``, mmediting's ``.pth`` or PaddleSeg's ``.pdparams`` (detected from the
-            tensor names). Loading runs pickle: only load files you trust.
+            tensor names), read by ppmatting's restricted unpickler (numeric arrays and plain
+            containers only; nothing in the file runs).
         allow_missing_refiner: with ``pretrained``, accept a checkpoint without refiner tensors
             (a stage-1 result used to start stage 2); the refiner keeps its initialisation.
 
@@ -104,7 +121,7 @@ class DIM(nn.Layer):
     needs_trimap = True
 
     def __init__(self, backbone=None, decoder=None, refiner=None, input_mean=IMAGENET_MEAN,
-                 input_std=IMAGENET_STD, pad_multiple=32, pretrained=None,
+                 input_std=IMAGENET_STD, pad_multiple=None, pretrained=None,
                  allow_missing_refiner=False):
         super().__init__()
         self.backbone = backbone if backbone is not None else VGG16()
@@ -114,6 +131,8 @@ class DIM(nn.Layer):
         self.input_std = self._three_numbers(input_std, "input_std")
         if any(value <= 0 for value in self.input_std):
             raise ValueError(f"input_std must be positive, got {list(self.input_std)}")
+        if pad_multiple is None:
+            pad_multiple = PROCEDURE_PAD_MULTIPLE[self.variant]
         if isinstance(pad_multiple, bool) or not isinstance(pad_multiple, int) or pad_multiple < 1:
             raise ValueError(f"pad_multiple must be a positive integer, got {pad_multiple!r}")
         self.pad_multiple = pad_multiple
@@ -137,6 +156,19 @@ class DIM(nn.Layer):
     def variant(self):
         """'paddleseg' for PaddleSeg's decoder, else 'mmediting' (the paper's unpooling decoder)."""
         return "paddleseg" if isinstance(self.decoder, PaddleSegDecoder) else "mmediting"
+
+    @property
+    def procedure(self):
+        """One line for logs and deploy.yaml: how inputs are padded, and whether that is the
+        variant's published procedure."""
+        published = PROCEDURE_PAD_MULTIPLE[self.variant]
+        how = ("unpadded" if self.pad_multiple == 1 else
+               f"reflect-padded bottom/right to a multiple of {self.pad_multiple}")
+        whose = {"mmediting": "mmediting's DIM test pipeline",
+                 "paddleseg": "PaddleSeg's evaluation and prediction"}[self.variant]
+        if self.pad_multiple == published:
+            return f"{how}, as in {whose}"
+        return f"{how}; NOT {whose} (pad_multiple {published})"
 
     def forward(self, img, trimap):
         x = paddle.concat([img, trimap / 255.0], axis=1)

@@ -1,5 +1,6 @@
 from ppmatting.transforms.transforms import (  # noqa: F401
     Compose, LoadImages, FitBackground, RandomCropAroundUnknown, RandomHorizontalFlip, Resize,
+    LimitLong,
     GenerateTrimap, RandomColorJitter, Composite, Normalize, PadToMultiple, pad_bottom_right,
     pad_amounts, fit_background)
 from ppmatting.transforms.sample import (GeometryRecord, Sample, resize_array,  # noqa: F401

@@ -210,6 +210,39 @@ class Resize:
 
 
 @manager.TRANSFORMS.add_component
+class LimitLong:
+    """Shrink a sample whose longer side exceeds ``max_long`` so that it is ``max_long``, keeping
+    the aspect ratio (each side ``round(side * max_long / long_side)``); smaller samples pass
+    unchanged. Images and alpha bilinear, trimap nearest; recorded, so :func:`undo_geometry`
+    brings a prediction back to the original size (bilinear).
+
+    PaddleSeg's Matting evaluates and predicts its DIM with ``LimitLong(max_long=3840)`` in the
+    val transforms (its ``transforms.LimitLong`` with ``functional.resize_long``: the same
+    rounding, cv2 linear interpolation, nearest for the trimap); configs/dim/dim-vgg16-paddleseg.yml
+    uses this one for evaluation.
+    """
+
+    def __init__(self, max_long=3840):
+        if isinstance(max_long, bool) or not isinstance(max_long, int) or max_long < 1:
+            raise ValueError(f"max_long must be a positive integer, got {max_long!r}")
+        self.max_long = max_long
+
+    def target_hw(self, height, width):
+        """(height, width) after the limit."""
+        long_side = max(height, width)
+        if long_side <= self.max_long:
+            return height, width
+        scale = self.max_long / long_side
+        return int(round(height * scale)), int(round(width * scale))
+
+    def __call__(self, sample, rng=None):
+        target = self.target_hw(*sample.hw)
+        if target != tuple(sample.hw):
+            _resize_sample(sample, target)
+        return sample
+
+
+@manager.TRANSFORMS.add_component
 class GenerateTrimap:
     """DIM's training trimap from the (cropped and resized) alpha: elliptical erosion and dilation
     with kernel sizes drawn independently from [min_size, max_size]."""

@@ -1,9 +1,12 @@
 """PaddleSeg's DIM decoder: bilinear upsampling with additive skips and conv + batch norm.
 
-REFERENCE.md section 4: ``deconv6`` 1x1 (no bias, no activation), then five blocks of [bilinear
-resize to the skip's size, add the encoder's pre-pool feature, 5x5 conv (no bias) + BN + ReLU], then
-``alpha_conv`` 5x5 -> sigmoid. Names follow PaddleSeg's with ``_conv``/``_batch_norm`` shortened to
-``conv``/``bn`` (``decoder.deconv5.conv.weight``, ``decoder.deconv5.bn._mean``).
+As PaddleSeg's ``Matting/ppmatting/models/dim.py`` builds it (``Decoder`` and ``Up``): ``deconv6``
+1x1 (no bias, no activation), then five blocks of [bilinear resize (align_corners False) to the
+skip's size, add the encoder's pre-pool feature, 5x5 conv (no bias) + BN + ReLU], then
+``alpha_conv`` 5x5 -> sigmoid. Resizing to the skip's exact size is what lets this variant run on
+any size unpadded, as PaddleSeg evaluates it (its encoder's 2x2 pooling floors odd sizes). Names
+follow PaddleSeg's with ``_conv`` / ``_batch_norm`` shortened to ``conv`` / ``bn``
+(``decoder.deconv5.conv.conv.weight``, ``decoder.deconv5.conv.bn._mean``).
 """
 import paddle.nn as nn
 import paddle.nn.functional as F
