@@ -6,6 +6,7 @@
     python benchmarks/bench_large_photo.py --calibrate        # memory figures (deploy/memory.py)
     python benchmarks/bench_large_photo.py --parity           # exported vs dynamic graph
     python benchmarks/bench_large_photo.py --tools            # predict.py vs infer.py, 3 MP
+    python benchmarks/bench_large_photo.py --shapes           # memory kept per input shape
 
 Photos are made from the bundled demo data: ``data/matting_demo/demo/new_background.jpg`` scaled to
 the photo size (plus fine noise for texture), with the demo subject (``demo.png`` and its alpha)
@@ -86,6 +87,9 @@ def parse_args(argv=None):
                         help="skip whole-image runs estimated above this (default 10)")
     parser.add_argument("--tile_margin", type=int, default=None,
                         help="margin of the tiled runs (default: the planner's)")
+    parser.add_argument("--seam_tile", type=int, default=512,
+                        help="where the whole image runs, also tile with cores of this size "
+                             "(many seams) and compare; 0: no such rows")
     parser.add_argument("--work_dir", default=None,
                         help="keep photos, export and alphas here (default: a temp folder)")
     parser.add_argument("--margins", action="store_true",
@@ -94,8 +98,12 @@ def parse_args(argv=None):
     parser.add_argument("--cores", nargs="+", type=int, default=[512, 1024])
     parser.add_argument("--calibrate", action="store_true",
                         help="measure the memory figures of ppmatting/deploy/memory.py")
+    parser.add_argument("--host_only", action="store_true",
+                        help="with --calibrate: only the tool's own arrays")
     parser.add_argument("--parity", action="store_true",
                         help="exported vs dynamic graph: share within 1/255 and max per size")
+    parser.add_argument("--shapes", action="store_true",
+                        help="memory kept per input shape, oneDNN cache capacity 16 vs 1")
     parser.add_argument("--tools", action="store_true",
                         help="tools/predict.py vs deploy/python/infer.py on the 3 MP photo")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -246,6 +254,8 @@ def child(spec):
         np.save(spec["out"], alpha01)
     plan = tiled.last_plan.as_dict()
     plan["core"] = tiled.last_plan.core
+    height, width = trimap_u8.shape
+    plan["pixels_run"] = sum(t.window_pixels for t in tiled.last_plan.tiles) / (height * width)
     print("RESULT " + json.dumps({"seconds": seconds, "peak": peak, "plan": plan}), flush=True)
 
 
@@ -282,9 +292,9 @@ def main_table(args, work, export):
     from ppmatting.utils.io import read_trimap
 
     paths = write_photos(work, args.sizes, args.trimaps)
-    print(f"{'photo':>10s} {'trimap':6s} {'unknown':>7s} {'prec':4s} {'mode':6s} {'tiles run/all':>13s} "
-          f"{'core':>5s} {'seconds':>8s} {'peak GiB':>8s} {'est GiB':>7s} "
-          f"{'|dA| mean/p99.9/max (1/255)':>28s}", flush=True)
+    print(f"{'photo':>10s} {'trimap':6s} {'unknown':>7s} {'prec':4s} {'mode':9s} "
+          f"{'tiles run/all':>13s} {'core':>5s} {'px run':>6s} {'seconds':>8s} {'peak GiB':>8s} "
+          f"{'est GiB':>7s} {'|dA| mean/p99.9/max (1/255)':>28s}", flush=True)
     rows = []
     for size in args.sizes:
         for trimap_name in args.trimaps:
@@ -293,25 +303,38 @@ def main_table(args, work, export):
             for precision in args.precisions:
                 tag = f"{size[1]}x{size[0]}_{trimap_name}_{precision}"
                 base = dict(export=export, photo=photo, trimap=trimap, precision=precision)
-                results = {}
+                runs = {}
                 if whole_estimate_gib(size, args.variant, precision) <= args.whole_limit_gb:
-                    results["whole"] = run_child(dict(base, tiling="off", max_memory_gb=None,
-                                                      out=os.path.join(work, f"whole_{tag}.npy")))
+                    runs["whole"] = dict(base, tiling="off", max_memory_gb=None)
                 else:
-                    results["whole"] = {"skipped": f"estimate above {args.whole_limit_gb:g} GiB"}
-                results["tiled"] = run_child(dict(base, tiling="on", max_memory_gb=args.max_memory_gb,
-                                                  tile_margin=args.tile_margin,
-                                                  out=os.path.join(work, f"tiled_{tag}.npy")))
-                diff = None
-                if "seconds" in results["whole"] and "seconds" in results["tiled"]:
-                    diff = unknown_diff(os.path.join(work, f"whole_{tag}.npy"),
-                                        os.path.join(work, f"tiled_{tag}.npy"), trimap)
-                for mode in ("whole", "tiled"):
+                    runs["whole"] = None
+                runs["tiled"] = dict(base, tiling="on", max_memory_gb=args.max_memory_gb,
+                                     tile_margin=args.tile_margin)
+                if runs["whole"] is not None and args.seam_tile:
+                    # small tiles, many seams: the exactness check where the whole image runs
+                    runs[f"tiled {args.seam_tile}"] = dict(base, tiling="on", max_memory_gb=None,
+                                                           tile_size=args.seam_tile,
+                                                           tile_margin=args.tile_margin)
+                results = {}
+                for mode, spec in runs.items():
+                    if spec is None:
+                        results[mode] = {"skipped": f"estimate above {args.whole_limit_gb:g} GiB"}
+                        continue
+                    out = os.path.join(work, f"{mode.replace(' ', '')}_{tag}.npy")
+                    results[mode] = run_child(dict(spec, out=out))
+                    if mode != "whole" and "seconds" in results[mode] and \
+                            "seconds" in results["whole"]:
+                        results[mode]["diff"] = unknown_diff(
+                            os.path.join(work, f"whole_{tag}.npy"), out, trimap)
+                for mode, result in results.items():
                     row = dict(size=size, trimap=trimap_name, unknown=unknown_share,
-                               precision=precision, mode=mode, diff=diff if mode == "tiled" else None,
-                               **results[mode])
+                               precision=precision, mode=mode, **result)
                     rows.append(row)
                     print_row(row)
+                for mode in runs:
+                    path = os.path.join(work, f"{mode.replace(' ', '')}_{tag}.npy")
+                    if os.path.exists(path):
+                        os.unlink(path)
     print()
     for line in goals(rows):
         print(line)
@@ -319,22 +342,23 @@ def main_table(args, work, export):
 
 def print_row(row):
     size = f"{row['size'][1]}x{row['size'][0]}"
-    head = f"{size:>10s} {row['trimap']:6s} {row['unknown']:7.1%} {row['precision']:4s} {row['mode']:6s}"
+    head = f"{size:>10s} {row['trimap']:6s} {row['unknown']:7.1%} {row['precision']:4s} {row['mode']:9s}"
     if "seconds" not in row:
-        print(f"{head} {'-':>13s} {'-':>5s} {'-':>8s} {'-':>8s} {'-':>7s}  "
+        print(f"{head} {'-':>13s} {'-':>5s} {'-':>6s} {'-':>8s} {'-':>8s} {'-':>7s}  "
               f"{row.get('skipped') or 'failed: ' + row.get('error', '?')}", flush=True)
         return
     plan = row["plan"]
     tiles = f"{plan['tiles_run']}/{plan['tiles_run'] + plan['tiles_skipped']}"
     core = str(plan.get("core") or "-")
-    diff = "" if not row.get("diff") else "{:.2f} / {:.2f} / {:.2f}".format(*row["diff"])
-    print(f"{head} {tiles:>13s} {core:>5s} {row['seconds']:8.1f} {row['peak'] / GIB:8.2f} "
-          f"{plan['estimate_bytes'] / GIB:7.2f} {diff:>28s}", flush=True)
+    diff = "" if row.get("diff") is None else "{:.2f} / {:.2f} / {:.2f}".format(*row["diff"])
+    print(f"{head} {tiles:>13s} {core:>5s} {plan['pixels_run']:6.2f} {row['seconds']:8.1f} "
+          f"{row['peak'] / GIB:8.2f} {plan['estimate_bytes'] / GIB:7.2f} {diff:>28s}", flush=True)
 
 
 def goals(rows):
     lines = []
-    big = [r for r in rows if r["size"] == max(r2["size"] for r2 in rows) and r["mode"] == "tiled"
+    largest = max(r["size"][0] * r["size"][1] for r in rows)
+    big = [r for r in rows if r["size"][0] * r["size"][1] == largest and r["mode"] == "tiled"
            and "seconds" in r]
     for row in big:
         ok_mem = row["peak"] / GIB <= GOAL_PEAK_GIB
@@ -347,11 +371,11 @@ def goals(rows):
                      f"{'met' if row['seconds'] <= goal else 'NOT met'}")
         lines.append(line)
     for row in rows:
-        if row.get("diff"):
+        if row.get("diff") is not None:
             ok = row["diff"][2] <= GOAL_TILED_DIFF * 255 + 1e-9
-            lines.append(f"{row['size'][1]}x{row['size'][0]} {row['trimap']} {row['precision']}: "
-                         f"tiled vs whole max |dA| {row['diff'][2]:.2f}/255 (goal <= 2/255): "
-                         f"{'met' if ok else 'NOT met'}")
+            lines.append(f"{row['size'][1]}x{row['size'][0]} {row['trimap']} {row['precision']} "
+                         f"{row['mode']}: vs whole max |dA| {row['diff'][2]:.2f}/255 "
+                         f"(goal <= 2/255): {'met' if ok else 'NOT met'}")
     pairs = {}
     for row in rows:
         if "seconds" in row:
@@ -474,23 +498,30 @@ def calibration_child(spec):
     """One forward pass at spec's size; print the memory it added to the process."""
     from ppmatting.deploy.memory import current_rss_bytes
 
-    engine = _engine(spec)
+    engine = None if spec.get("host") else _engine(spec)
     height, width = spec["size"]
     rng = np.random.default_rng(0)
-    if spec.get("host"):  # the tool's own arrays: read, pre- and post-process, no network
+    held = 0
+    if spec.get("host"):  # the tool's own arrays: pre- and post-process, no network
         from ppmatting.deploy.engines import EngineSpec
         from ppmatting.deploy.tiling import TiledMatting, TilingOptions
         from ppmatting.utils.io import read_image, read_trimap
 
-        class Zeros:
+        image01, trimap_u8 = read_image(spec["photo"]), read_trimap(spec["trimap"])
+        rss_during_runs = []
+
+        class Zeros:  # an engine that records what the process holds while it runs
             @staticmethod
             def run(img, trimap):
+                rss_during_runs.append(current_rss_bytes())
                 return np.zeros_like(trimap)
 
         before = current_rss_bytes()
         tiled = TiledMatting(Zeros(), EngineSpec("mmediting", (0.5,) * 3, (0.5,) * 3, 32, "paddle"),
-                             TilingOptions(tiling="off", max_memory_gb=1000))
-        tiled.predict(read_image(spec["photo"]), read_trimap(spec["trimap"]))
+                             TilingOptions(tiling="on", tile_size=512, max_memory_gb=1000,
+                                           progress=False))
+        tiled.predict(image01, trimap_u8)
+        held = max(rss_during_runs) - before
         pixels = height * width
     else:
         img = rng.normal(0, 1, (1, 3, height, width)).astype(np.float32)
@@ -499,12 +530,14 @@ def calibration_child(spec):
         engine.run(img, trimap)
         pixels = height * width
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print("RESULT " + json.dumps({"added": peak - before, "pixels": pixels}), flush=True)
+    print("RESULT " + json.dumps({"added": peak - before, "held": held, "pixels": pixels}),
+          flush=True)
 
 
 def calibrate(args, work):
     """Fit fixed + per-pixel bytes from two window sizes per (variant, engine, precision), check
-    the line at a third size, and measure the host arrays per photo pixel."""
+    the line at a third size, and measure the tool's own arrays per photo pixel (``--calibrate
+    --host_only`` for these alone)."""
     import importlib.util
 
     exports = {}
@@ -519,7 +552,7 @@ def calibrate(args, work):
         export_onnx(exports["paddleseg"])
     print("# (variant, engine, precision): EngineFigure(fixed bytes, bytes per pixel), "
           f"from {CALIBRATION_SIZES}; check at {CALIBRATION_CHECK[1]}x{CALIBRATION_CHECK[0]}")
-    for variant, engine, precision in CALIBRATION:
+    for variant, engine, precision in ([] if args.host_only else CALIBRATION):
         if engine == "onnxruntime" and not has_onnx:
             print(f"# {variant} {engine}: skipped (paddle2onnx / onnxruntime not installed)")
             continue
@@ -548,8 +581,43 @@ def calibrate(args, work):
     if "error" in result:
         print(f"# host arrays: failed: {result['error']}")
     else:
-        print(f"HOST_BYTES_PER_PIXEL = {result['added'] / result['pixels']:.0f}.0  "
-              f"# 2048x1536 photo: read, normalise, pad, alpha, post-process")
+        print(f"PREPROCESS_BYTES_PER_PIXEL = {result['added'] / result['pixels']:.0f}.0\n"
+              f"HELD_BYTES_PER_PIXEL = {result['held'] / result['pixels']:.0f}.0  "
+              f"# 2048x1536 photo (already read), 512-pixel tiles")
+
+
+# ---- memory kept per input shape ----------------------------------------------------------------
+SHAPES = [(512, 512), (512, 544), (544, 512), (544, 544), (480, 512), (512, 480), (480, 480),
+          (448, 512), (512, 512), (512, 544)]
+
+
+def shapes_child(spec):
+    """Run the predictor on SHAPES in turn; print the RSS after each."""
+    from ppmatting.deploy.info import load_deploy_info
+    from ppmatting.deploy.memory import current_rss_bytes
+    from ppmatting.deploy.predictor import MattingPredictor, PredictorOptions
+
+    predictor = MattingPredictor(load_deploy_info(spec["export"]), PredictorOptions(
+        precision=spec["precision"], onednn_cache_capacity=spec["capacity"]))
+    rng = np.random.default_rng(0)
+    rss = [current_rss_bytes()]
+    for height, width in SHAPES:
+        predictor.run(rng.normal(0, 1, (1, 3, height, width)).astype(np.float32),
+                      np.full((1, 1, height, width), 128, np.float32))
+        rss.append(current_rss_bytes())
+    print("RESULT " + json.dumps({"rss": rss}), flush=True)
+
+
+def shapes_table(args, export):
+    """RSS while one predictor runs ten input shapes near 512x512, per oneDNN cache capacity."""
+    print("RSS (GiB) before and after each run; shapes " + ", ".join(f"{h}x{w}" for h, w in SHAPES))
+    for precision in args.precisions:
+        for capacity in (16, 1):
+            result = run_child({"shapes": True, "export": export, "precision": precision,
+                                "capacity": capacity})
+            values = " ".join(f"{v / GIB:.2f}" for v in result.get("rss", []))
+            print(f"{precision} onednn_cache_capacity {capacity:2d}: "
+                  f"{values or result.get('error')}", flush=True)
 
 
 # ---- parity: exported vs dynamic graph ----------------------------------------------------------
@@ -627,7 +695,10 @@ def main(argv=None):
     args = parse_args(argv)
     if args.child:
         spec = json.loads(args.child)
-        (calibration_child if spec.get("calibrate") else child)(spec)
+        if spec.get("shapes"):
+            shapes_child(spec)
+        else:
+            (calibration_child if spec.get("calibrate") else child)(spec)
         return 0
     import paddle
     from ppmatting.deploy.predictor import cpu_supports_bf16
@@ -651,6 +722,8 @@ def main(argv=None):
             margins_table(args, work, export)
         elif args.tools:
             tools_table(args, work, export)
+        elif args.shapes:
+            shapes_table(args, export)
         else:
             main_table(args, work, export)
     finally:

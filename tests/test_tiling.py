@@ -21,7 +21,7 @@ import ppmatting  # noqa: F401
 from ppmatting.core import val as core_val
 from ppmatting.deploy.engines import DygraphEngine, EngineSpec
 from ppmatting.deploy.memory import GIB, Budget, current_rss_bytes
-from ppmatting.deploy.tiling import (ALIGN, DEFAULT_MARGINS, Planner, TiledMatting, TilingOptions, axis_cores,
+from ppmatting.deploy.tiling import (ALIGN, DEFAULT_MARGINS, Planner, TiledMatting, TilingOptions, axis_tiles,
                                      tile_grid, tiling_options)
 from ppmatting.utils.errors import InputError
 from ppmatting.utils.io import write_image
@@ -105,20 +105,26 @@ def test_a_margin_below_the_receptive_field_is_not_exact(engine):
     assert np.abs(short - whole)[trimap_u8 == 128].max() > 0.01
 
 
-def test_cores_tile_the_image_on_the_32_pixel_grid():
+def test_cores_tile_the_image_on_the_32_pixel_grid_in_windows_of_one_shape():
     for length in (32, 96, 416, 1984, 6016):
-        for max_core in (32, 128, 500, 1024, 8192):
-            cores = axis_cores(length, max_core)
-            assert cores[0][0] == 0 and cores[-1][1] == length
-            assert all(a[1] == b[0] for a, b in zip(cores, cores[1:]))
-            assert all(start % ALIGN == 0 and end % ALIGN == 0 and end - start <= max(max_core, 32)
-                       for start, end in cores)
-            assert len(cores) == math.ceil(length / max(32, max_core // 32 * 32))
-    tiles = tile_grid((320, 480), 128, 64)
-    for tile in tiles:
-        (cy0, cy1, cx0, cx1), (wy0, wy1, wx0, wx1) = tile.core, tile.window
-        assert wy0 == max(0, cy0 - 64) and wy1 == min(320, cy1 + 64)
-        assert wx0 == max(0, cx0 - 64) and wx1 == min(480, cx1 + 64)
+        for max_core in (32, 128, 512, 1024, 8192):
+            for margin in (0, 64, 192):
+                tiles = axis_tiles(length, max_core, margin)
+                cores = [core for core, _ in tiles]
+                assert cores[0][0] == 0 and cores[-1][1] == length
+                assert all(a[1] == b[0] for a, b in zip(cores, cores[1:]))
+                assert len({w1 - w0 for _, (w0, w1) in tiles}) == 1  # one window shape
+                for (c0, c1), (w0, w1) in tiles:
+                    assert c0 % ALIGN == 0 and c1 % ALIGN == 0 and w0 % ALIGN == 0
+                    assert 0 <= w0 <= c0 < c1 <= w1 <= length
+                    assert (c0 - w0 >= margin or w0 == 0) and (w1 - c1 >= margin or w1 == length)
+                    inner = (c1 - c0) - (margin if c0 == 0 else 0) - (margin if c1 == length else 0)
+                    assert len(tiles) == 1 or inner <= max_core
+                # no more pixels than windows cut at the image edges, but for the 32-pixel grid
+                cut = sum(min(length, c1 + margin) - max(0, c0 - margin) for c0, c1 in cores)
+                assert sum(w1 - w0 for _, (w0, w1) in tiles) <= cut + ALIGN * len(tiles)
+    tiles = tile_grid((320, 480), 64, 64)
+    assert len({t.window_shape for t in tiles}) == 1 and len(tiles) == 3 * 6
 
 
 def test_bad_tiling_options_are_one_line_errors():

@@ -1,13 +1,16 @@
 """How much memory a DIM forward pass takes, estimated before it runs, against a budget.
 
-The estimate is of the process's peak resident memory (RSS) while it mattes one photo::
+The estimate is of the process's peak resident memory (RSS) while it mattes one photo that it
+has already read::
 
-    peak = rss_now                                  program, libraries, weights, engine (measured)
-         + HOST_BYTES_PER_PIXEL * H * W             the photo's arrays: image, normalised copy,
-                                                    trimap, alpha (all held at once)
-         + figure.fixed_bytes
-         + figure.bytes_per_pixel * window * batch  the forward pass over one window (the whole
-                                                    padded image, or one tile with its margin)
+    peak = rss_now + max(PREPROCESS_BYTES_PER_PIXEL * H * W,      normalising and padding
+                         HELD_BYTES_PER_PIXEL * H * W             arrays held while the network
+                         + figure.fixed_bytes                     runs, plus one forward pass
+                         + figure.bytes_per_pixel * window * batch)   over a window (the whole
+                                                                  padded image, or one tile)
+
+``rss_now`` (measured when the plan is made) holds the program, the libraries, the engine and the
+photo as read.
 
 ``figure`` depends on the network variant, the engine (Paddle Inference, the dynamic graph,
 ONNX Runtime) and the precision: :data:`FIGURES` holds the values measured on the project's CPU
@@ -43,18 +46,23 @@ class EngineFigure:
 
 # (variant, engine, precision) -> figure. Measured by benchmarks/bench_large_photo.py --calibrate
 # (docs/deploy.md, "Large photos", gives the run). Replace a row with what that command prints.
+# Measured 2026-12-01 (Paddle 3.3.1, onnxruntime 1.32.0, 2-core Xeon with AVX512-BF16/AMX);
+# comments: the third size (1280x768), measured vs the line.
 FIGURES = {
-    ("mmediting", "paddle", "fp32"): EngineFigure(150e6, 1400.0),
-    ("mmediting", "paddle", "bf16"): EngineFigure(150e6, 1100.0),
-    ("mmediting", "dygraph", "fp32"): EngineFigure(100e6, 4000.0),
-    ("paddleseg", "paddle", "fp32"): EngineFigure(150e6, 1400.0),
-    ("paddleseg", "paddle", "bf16"): EngineFigure(150e6, 1100.0),
-    ("paddleseg", "dygraph", "fp32"): EngineFigure(100e6, 4000.0),
-    ("paddleseg", "onnxruntime", "fp32"): EngineFigure(150e6, 1400.0),
+    ("mmediting", "paddle", "fp32"): EngineFigure(151e6, 1214.0),  # 1275 vs 1282 MiB
+    ("mmediting", "paddle", "bf16"): EngineFigure(140e6, 868.0),  # 971 vs 947 MiB
+    ("mmediting", "dygraph", "fp32"): EngineFigure(254e6, 7471.0),  # 7254 vs 7246 MiB
+    ("paddleseg", "paddle", "fp32"): EngineFigure(206e6, 1156.0),  # 1275 vs 1280 MiB
+    ("paddleseg", "paddle", "bf16"): EngineFigure(235e6, 1060.0),  # 1189 vs 1217 MiB
+    ("paddleseg", "dygraph", "fp32"): EngineFigure(203e6, 7893.0),  # 7576 vs 7593 MiB
+    # ONNX Runtime's arena grows in steps: the line is an upper bound (721 vs 961 MiB)
+    ("paddleseg", "onnxruntime", "fp32"): EngineFigure(1.4e6, 1024.0),
 }
-# The tool's own arrays per photo pixel: image01 (12 B), normalised padded copy (12 B), trimap
-# as uint8 and float32 (5 B), the assembled alpha (4 B), plus the temporaries of normalising.
-HOST_BYTES_PER_PIXEL = 48.0
+# The tool's own arrays per photo pixel, beyond the photo as read (calibrated like FIGURES):
+# while normalising and padding (temporaries), and while the network runs (the normalised padded
+# image, the trimap as float32, the alpha being assembled).
+PREPROCESS_BYTES_PER_PIXEL = 30.0  # 2048x1536 photo, --calibrate --host_only
+HELD_BYTES_PER_PIXEL = 26.0
 
 
 def engine_figure(variant, engine, precision="fp32"):
@@ -100,14 +108,18 @@ class Budget:
 
 
 def estimate_peak(figure, image_pixels, window_pixels, batch=1, rss_bytes=0.0):
-    """Estimated peak RSS (bytes) of matting a photo of ``image_pixels`` pixels with forward
-    passes over windows of ``window_pixels`` pixels, ``batch`` windows at a time."""
-    return (float(rss_bytes) + HOST_BYTES_PER_PIXEL * float(image_pixels)
-            + figure.bytes_for(float(window_pixels) * int(batch)))
+    """Estimated peak RSS (bytes) of matting a photo of ``image_pixels`` pixels (already read)
+    with forward passes over windows of ``window_pixels`` pixels, ``batch`` windows at a time."""
+    image_pixels = float(image_pixels)
+    return float(rss_bytes) + max(
+        PREPROCESS_BYTES_PER_PIXEL * image_pixels,
+        HELD_BYTES_PER_PIXEL * image_pixels + figure.bytes_for(float(window_pixels) * int(batch)))
 
 
 def largest_window_pixels(figure, image_pixels, budget, batch=1):
-    """The largest window (pixels) whose estimate fits ``budget`` (a :class:`Budget`); may be
-    negative when even the photo's own arrays do not fit."""
-    room = budget.limit_bytes - budget.rss_bytes - HOST_BYTES_PER_PIXEL * float(image_pixels)
+    """The largest window (pixels) whose estimate fits ``budget`` (a :class:`Budget`); negative
+    when even the photo's own arrays do not fit."""
+    room = budget.limit_bytes - budget.rss_bytes - HELD_BYTES_PER_PIXEL * float(image_pixels)
+    if budget.limit_bytes - budget.rss_bytes < PREPROCESS_BYTES_PER_PIXEL * float(image_pixels):
+        return -1.0
     return (room - figure.fixed_bytes) / (figure.bytes_per_pixel * int(batch))

@@ -9,18 +9,33 @@
   ``DIM.predict`` does;
 * **tiles**: the padded image is cut into a grid of *cores* whose edges lie on multiples of 32
   pixels in image coordinates, so every tile sees the same 2x2 max-pooling grid as the whole
-  image (five poolings: 32). Each core is run inside a *window* that adds ``tile_margin`` pixels
-  of context on every side (clipped at the image border, where the whole-image pass has the same
-  zero padding of its convolutions), and only the core is kept: no blending. A core without an
+  image (five poolings: 32). Each core is run inside a *window* that adds at least
+  ``tile_margin`` pixels of context on every side, or reaches the image border there (where the
+  whole-image pass has the same zero padding of its convolutions), and only the core is kept: no
+  blending. All windows have one shape (the cores at the image's edges are larger by one margin
+  instead of their windows being cut): Paddle Inference keeps oneDNN kernels and buffers for
+  every input shape it has run (about the activation memory of each shape, kept), so one shape
+  keeps memory at one window's worth. A core without an
   unknown trimap pixel is not run: its alpha is the trimap's (the post-processing forces it
   there anyway). Windows of one shape are batched through
   :class:`~ppmatting.deploy.batching.ShapeBatcher`.
 
-Tiles reproduce the whole-image alpha when the margin covers the network's receptive field.
-DIM-VGG16's is about 190 pixels in radius (VGG16's 13 convolutions and 5 poolings: 121 pixels;
-the decoder's five 5x5 convolutions after unpooling: 64; the refiner: 4); ``DEFAULT_MARGIN`` is
-the smallest multiple of 32 that keeps tiled equal to whole within 2/255 over the unknown
-pixels in ``benchmarks/bench_large_photo.py --margins`` (docs/deploy.md, "Large photos").
+Tiles reproduce the whole-image alpha when the margin covers the network's receptive field,
+counted from the layers (each k x k convolution at stride-product j widens it by (k - 1) j, a
+2 x 2 pooling by j, a 2x bilinear upsampling by the coarse j):
+
+* the paper's DIM (mmediting): VGG16's 13 convolutions and 5 poolings 212 px, the decoder's six
+  5 x 5 convolutions after unpooling 128, the refiner's four 3 x 3 convolutions 8: 348 px wide,
+  174 on each side. Margin 192, the next multiple of 32, is the default; measured on a
+  2048x1536 photo with 512-pixel cores (``benchmarks/bench_large_photo.py --margins``; the
+  table is in docs/deploy.md, "Large photos"): margin 128 leaves tiled and whole alphas up to
+  40/255 apart over the unknown pixels, 160 up to 0.2/255, 192 identical;
+* PaddleSeg's DIM: the encoder with its 3 x 3 ``conv6`` 276 px, the decoder's bilinear
+  upsamplings and 5 x 5 convolutions 190, the refiner 8: 474 px wide, 237 on each side; margin 256.
+
+Cores are stitched without blending: with a margin that covers the receptive field the cores are
+exact, and the same measurement shows linear blending across the overlaps only mixing in the
+less exact window edges (margin 192: blended up to 16/255 off, cores alone 0).
 
 When tiles cannot be exact: the whole-image pass of a model run unpadded (``pad_multiple: 1``,
 PaddleSeg's procedure) on a size that is not a multiple of 32 floors the size at each pooling and
@@ -132,18 +147,32 @@ def tiling_options(flags=None, config=None, **fixed):
 
 
 # ---- the grid ------------------------------------------------------------------------------------
-def axis_cores(length, max_core, align=ALIGN):
-    """Split ``[0, length)`` (a multiple of ``align``) into the fewest cores of at most
-    ``max_core`` pixels, as equal as the ``align`` grid allows. Returns [(start, end), ...]."""
-    units = length // align
-    count = max(1, math.ceil(units / max(1, max_core // align)))
+def axis_tiles(length, max_core, margin):
+    """Cores and windows along one axis of ``length`` pixels (a multiple of 32).
+
+    Returns ``[((core_start, core_end), (window_start, window_end)), ...]``: the cores tile
+    ``[0, length)`` on the 32-pixel grid; every window has the same size and holds its core with
+    at least ``margin`` pixels on each side or reaches the edge there. A window as large as the
+    axis is one tile. Otherwise the length minus the two edge margins is split into the fewest
+    parts of at most ``max_core`` pixels, as equal as the grid allows; each part plus a margin on
+    each side is a window, and the two edge cores also take the edge margin (the window needs no
+    context beyond the edge). So all windows share one shape and run no more pixels than windows
+    cut at the edges would (but for up to 32 per window where the parts differ by a grid step).
+    """
+    if length <= max_core + 2 * margin:
+        return [((0, length), (0, length))]
+    units = (length - 2 * margin) // ALIGN
+    count = math.ceil(units / max(1, max_core // ALIGN))
     base, extra = divmod(units, count)
-    cores, start = [], 0
-    for index in range(count):
-        size = (base + (1 if index < extra else 0)) * align
-        cores.append((start, start + size))
-        start += size
-    return cores
+    parts = [(base + (1 if index < extra else 0)) * ALIGN for index in range(count)]
+    window = max(parts) + 2 * margin
+    tiles, start = [], margin
+    for index, part in enumerate(parts):
+        core = (0 if index == 0 else start, length if index == count - 1 else start + part)
+        origin = min(max(0, start - margin), length - window)
+        tiles.append((core, (origin, origin + window)))
+        start += part
+    return tiles
 
 
 @dataclass(frozen=True)
@@ -164,15 +193,14 @@ class Tile:
 
 
 def tile_grid(padded_hw, max_core, margin):
-    """All tiles covering a padded image of ``padded_hw`` = (Hp, Wp), multiples of 32."""
+    """All tiles covering a padded image of ``padded_hw`` = (Hp, Wp), multiples of 32
+    (:func:`axis_tiles` along each axis). Every window has the same shape: one set of oneDNN
+    kernels and buffers (Paddle Inference keeps them per input shape it has run), and tiles can
+    be batched."""
     height, width = padded_hw
-    tiles = []
-    for cy0, cy1 in axis_cores(height, max_core):
-        for cx0, cx1 in axis_cores(width, max_core):
-            window = (max(0, cy0 - margin), min(height, cy1 + margin),
-                      max(0, cx0 - margin), min(width, cx1 + margin))
-            tiles.append(Tile((cy0, cy1, cx0, cx1), window))
-    return tiles
+    return [Tile((cy0, cy1, cx0, cx1), (wy0, wy1, wx0, wx1))
+            for (cy0, cy1), (wy0, wy1) in axis_tiles(height, max_core, margin)
+            for (cx0, cx1), (wx0, wx1) in axis_tiles(width, max_core, margin)]
 
 
 class UnknownIndex:
@@ -225,7 +253,7 @@ class Plan:
                     (f" ({self.reason})" if self.reason else ""))
         largest = max((t.window_shape for t in self.tiles), default=(0, 0), key=lambda s: s[0] * s[1])
         return (f"{width}x{height}: {self.total_tiles} tiles (cores up to {self.core} px, margin "
-                f"{self.margin} px, windows up to {largest[1]}x{largest[0]}), {len(self.tiles)} to "
+                f"{self.margin} px, windows {largest[1]}x{largest[0]}), {len(self.tiles)} to "
                 f"run, {self.skipped} skipped (no unknown pixel); estimated peak "
                 f"{format_bytes(self.estimate_bytes)} of {format_bytes(self.budget.limit_bytes)}"
                 + (f" ({self.reason})" if self.reason else ""))
@@ -265,8 +293,9 @@ class Planner:
         windows of ``window_pixels``, ``batch`` per call."""
         return estimate_peak(self.figure, image_pixels, window_pixels, batch, budget.rss_bytes)
 
-    def _tiled(self, size, padded, tiles, unknown, budget):
-        """The tiled plan over ``tiles``, or None when it does not fit ``budget``."""
+    def _tiled(self, size, padded, core, tiles, unknown, budget):
+        """The tiled plan over ``tiles`` (cores up to ``core`` px inside the edge margins), or
+        None when it does not fit ``budget``."""
         run = [t for t in tiles if unknown.any_in(t.core)]
         window = max(t.window_pixels for t in tiles)
         image_pixels = size[0] * size[1]
@@ -277,7 +306,6 @@ class Planner:
             estimate = self.estimate(image_pixels, window, 1, budget)
         if estimate > budget.limit_bytes:
             return None
-        core = max(max(t.core[1] - t.core[0], t.core[3] - t.core[2]) for t in tiles)
         return Plan("tiled", size, padded, estimate, budget, batch=batch, core=core,
                     margin=self.margin, tiles=run, skipped=len(tiles) - len(run),
                     cost=sum(_run_cost(t.window_pixels) for t in run))
@@ -287,20 +315,21 @@ class Planner:
         (rows, columns) count for cores from MIN_CORE up to one tile."""
         margin = self.margin
         if self.options.tile_size is not None:
-            return [tile_grid(padded, self.options.tile_size, margin)]
+            return [(self.options.tile_size, tile_grid(padded, self.options.tile_size, margin))]
         grids, seen = [], set()
         for core in range(MIN_CORE, max(padded) + ALIGN, ALIGN):
-            counts = (math.ceil(padded[0] / core), math.ceil(padded[1] / core))
-            if counts not in seen:
-                seen.add(counts)
-                grids.append(tile_grid(padded, core, margin))
+            grid = tile_grid(padded, core, margin)
+            layout = tuple(t.window for t in grid)
+            if layout not in seen:
+                seen.add(layout)
+                grids.append((core, grid))
         return grids
 
     def _best_tiled(self, size, padded, unknown, budget):
         """The fitting tiled plan that runs the fewest pixels, or None."""
         best = None
-        for tiles in self._grids(padded):
-            plan = self._tiled(size, padded, tiles, unknown, budget)
+        for core, tiles in self._grids(padded):
+            plan = self._tiled(size, padded, core, tiles, unknown, budget)
             if plan is not None and (best is None or plan.cost < best.cost):
                 best = plan
         return best
@@ -354,7 +383,7 @@ class Planner:
         options = self.options
         asked = options.tile_size or MIN_CORE
         unlimited = Budget(float("inf"), budget.rss_bytes, "")
-        need = self._tiled(size, padded, tile_grid(padded, asked, self.margin), unknown,
+        need = self._tiled(size, padded, asked, tile_grid(padded, asked, self.margin), unknown,
                            unlimited).estimate_bytes
         text = (f"{what}: {'tiles of ' + str(asked) if options.tile_size else 'even ' + str(asked)}"
                 f" px with a {self.margin} px margin need about {format_bytes(need)}, "
