@@ -7,6 +7,7 @@
     python benchmarks/bench_large_photo.py --parity           # exported vs dynamic graph
     python benchmarks/bench_large_photo.py --tools            # predict.py vs infer.py, 3 MP
     python benchmarks/bench_large_photo.py --shapes           # memory kept per input shape
+    python benchmarks/bench_large_photo.py --split            # the "deep part once" scheme
 
 Photos are made from the bundled demo data: ``data/matting_demo/demo/new_background.jpg`` scaled to
 the photo size (plus fine noise for texture), with the demo subject (``demo.png`` and its alpha)
@@ -104,6 +105,8 @@ def parse_args(argv=None):
                         help="exported vs dynamic graph: share within 1/255 and max per size")
     parser.add_argument("--shapes", action="store_true",
                         help="memory kept per input shape, oneDNN cache capacity 16 vs 1")
+    parser.add_argument("--split", action="store_true",
+                        help="count the 'deep part once' scheme against plain tiles")
     parser.add_argument("--tools", action="store_true",
                         help="tools/predict.py vs deploy/python/infer.py on the 3 MP photo")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -620,6 +623,76 @@ def shapes_table(args, export):
                   f"{values or result.get('error')}", flush=True)
 
 
+# ---- the "deep part once" scheme, counted ----------------------------------------------------------
+# The paper's DIM split at 1/8 resolution: A = the encoder up to the third pooling (runs per tile:
+# the decoder needs its pooling indices), B = the rest of the encoder and the decoder down to
+# deconv4_1 (all at 1/8 or coarser: once over the whole image), C = the decoder from the third
+# unpooling up and the refiner (per tile).
+SPLIT_B = ("conv4_", "conv5_", "conv6", "deconv6_1", "deconv5_1", "deconv4_1")
+SPLIT_A = ("conv1_", "conv2_", "conv3_")
+
+
+def flops_per_pixel(model, probe=64):
+    """{layer name: convolution FLOPs per input pixel} (multiply-add = 2), from forward hooks."""
+    import paddle
+    from ppmatting.deploy.export import check_inputs, dygraph_alpha
+
+    counts, handles = {}, []
+    for name, layer in model.named_sublayers():
+        if isinstance(layer, paddle.nn.Conv2D):
+            def hook(_layer, _inputs, output, name=name):
+                _, cin, kh, kw = _layer.weight.shape
+                counts[name] = 2.0 * output.shape[1] * output.shape[2] * output.shape[3] * \
+                    cin * kh * kw / probe ** 2
+            handles.append(layer.register_forward_post_hook(hook))
+    try:
+        dygraph_alpha(model, *check_inputs(model, 1, probe, probe))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return counts
+
+
+def split_table(args, work):
+    """FLOP shares of the split and the pixels each scheme runs on the 24 MP photo."""
+    from ppmatting.deploy.engines import EngineSpec
+    from ppmatting.deploy.memory import Budget, current_rss_bytes
+    from ppmatting.deploy.tiling import Planner, TilingOptions
+    from ppmatting.models.dim import dim_vgg16
+    from ppmatting.utils.io import read_trimap
+
+    counts = flops_per_pixel(dim_vgg16())
+    total = sum(counts.values())
+
+    def share(prefixes):
+        return sum(v for k, v in counts.items() if k.split(".")[-1].startswith(prefixes)) / total
+
+    a, b = share(SPLIT_A), share(SPLIT_B)
+    c = 1.0 - a - b
+    print(f"DIM (mmediting) {total / 1e6:.2f} MFLOP per pixel: A (encoder to pool3, per tile) "
+          f"{a:.1%}, B (1/8 and coarser, once) {b:.1%}, C (decoder from unpool3 + refiner, per "
+          f"tile) {c:.1%}")
+    size = args.sizes[-1]
+    paths = write_photos(work, [size], ["wide"])
+    trimap = read_trimap(paths[(size, "wide")][1])
+    spec = EngineSpec("mmediting", (0.5,) * 3, (0.5,) * 3, 32, "paddle", "fp32")
+    budget = Budget(args.max_memory_gb * GIB, current_rss_bytes(), "")
+    plan = Planner(spec, TilingOptions(tiling="on").validate()).plan(trimap, budget)
+
+    def pixels(margin):
+        options = TilingOptions(tiling="on", tile_size=plan.core, tile_margin=margin).validate()
+        tiled = Planner(spec, options).plan(trimap, Budget(float("inf"), 0, ""))
+        return sum(t.window_pixels for t in tiled.tiles) / float(size[0] * size[1])
+
+    plain = pixels(plan.margin)
+    # A needs 22 px of context (radius of its receptive field), A + C 42: margins 32 and 64
+    deep_once = a * pixels(32) + b + (a + c) * pixels(64)
+    print(f"{size[1]}x{size[0]} wide trimap, cores of {plan.core} px: plain tiles run "
+          f"{plain:.2f}x the image's pixels (margin {plan.margin}); the split would run "
+          f"{deep_once:.2f}x the work of one whole-image pass (A twice: in the first pass to "
+          f"build B's input, again per tile for the pooling indices C unpools with)")
+
+
 # ---- parity: exported vs dynamic graph ----------------------------------------------------------
 def parity_table(args):
     """How many pixels a max-pool near-tie moves between the export and the dynamic graph."""
@@ -724,6 +797,8 @@ def main(argv=None):
             tools_table(args, work, export)
         elif args.shapes:
             shapes_table(args, export)
+        elif args.split:
+            split_table(args, work)
         else:
             main_table(args, work, export)
     finally:

@@ -279,3 +279,17 @@ def test_predict_tiles_dim_on_request_and_reports_skipped_tiles(dim_photo):
     assert result.returncode == 0, result.stderr
     assert "tiling 200x96: " in result.stdout and "skipped (no unknown pixel)" in result.stdout
     assert os.listdir(dim_photo / "tiled") == ["photo_alpha.png"]
+
+
+def test_tiling_flags_on_a_classical_method_say_where_its_budget_is():
+    from types import SimpleNamespace
+
+    from ppmatting.core.predict import load_matter
+
+    config = os.path.join(ROOT, "configs", "ml", "closed_form.yml")
+    flags = SimpleNamespace(tiling=None, tile_size=None, tile_margin=None, max_memory_gb=2.0)
+    with pytest.raises(InputError, match="--max_memory_gb apply to networks; .* --opts "
+                                         "model.max_memory_gb=GB"):
+        load_matter(config, tiling_flags=flags)
+    flags.max_memory_gb = None  # auto is the default for every model: nothing to say
+    assert load_matter(config, tiling_flags=flags).tiler is None

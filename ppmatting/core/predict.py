@@ -134,11 +134,14 @@ def load_matter(config_path, model_path=None, opts=None, fast=True, log=print, t
     cfg = Config(config_path, opts=opts)
     source = f", weights {model_path}" if model_path else ""
     if not _is_network_config(cfg):
-        if tiling_flags is not None and (getattr(tiling_flags, "tiling", None) == "on"
-                                         or getattr(tiling_flags, "tile_size", None)):
-            raise InputError(f"{config_path}: --tiling and --tile_size apply to networks; a "
-                             f"classical method limits its memory with --opts "
-                             f"model.max_memory_gb=GB or model.solve_scale=S")
+        given = [f"--{name}" for name in ("tile_size", "tile_margin", "max_memory_gb")
+                 if getattr(tiling_flags, name, None) is not None]
+        if getattr(tiling_flags, "tiling", None) == "on":
+            given.insert(0, "--tiling on")
+        if given:
+            raise InputError(f"{config_path}: {', '.join(given)} apply to networks; a classical "
+                             f"method limits its memory with --opts model.max_memory_gb=GB (one "
+                             f"solve's budget) or model.solve_scale=S")
         model = load_model(config_path, model_path, opts)
         return Matter(matte=model.predict, needs_trimap=bool(getattr(model, "needs_trimap", True)),
                       description=f"{type(model).__name__} ({config_path}{source})", model=model)

@@ -385,8 +385,8 @@ class Planner:
         unlimited = Budget(float("inf"), budget.rss_bytes, "")
         need = self._tiled(size, padded, asked, tile_grid(padded, asked, self.margin), unknown,
                            unlimited).estimate_bytes
-        text = (f"{what}: {'tiles of ' + str(asked) if options.tile_size else 'even ' + str(asked)}"
-                f" px with a {self.margin} px margin need about {format_bytes(need)}, "
+        tiles = f"tiles of {asked} px" if options.tile_size else f"even {asked} px tiles"
+        text = (f"{what}: {tiles} with a {self.margin} px margin need about {format_bytes(need)}, "
                 f"more than the {budget.describe()}; ")
         if options.tile_size:
             pixels = largest_window_pixels(self.figure, size[0] * size[1], budget, 1)
