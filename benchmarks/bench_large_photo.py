@@ -68,6 +68,16 @@ GOAL_SPARSE_SPEEDUP = 2.0
 GOAL_TOOL_RATIO = 1.2
 
 
+MODES = {
+    "margins": "tiled-vs-whole difference per margin and stitching (one photo)",
+    "calibrate": "measure the memory figures of ppmatting/deploy/memory.py",
+    "parity": "exported vs dynamic graph: share within 1/255 and max per size",
+    "shapes": "memory kept per input shape, oneDNN cache capacity 16 vs 1",
+    "split": "count the 'deep part once' scheme against plain tiles",
+    "tools": "tools/predict.py vs deploy/python/infer.py on the 3 MP photo",
+}
+
+
 def hw(text):
     height, width = (int(v) for v in text.lower().split("x"))
     return height, width
@@ -93,22 +103,16 @@ def parse_args(argv=None):
                              "(many seams) and compare; 0: no such rows")
     parser.add_argument("--work_dir", default=None,
                         help="keep photos, export and alphas here (default: a temp folder)")
-    parser.add_argument("--margins", action="store_true",
-                        help="tiled-vs-whole difference per margin and stitching (one photo)")
-    parser.add_argument("--margin_list", nargs="+", type=int, default=[64, 128, 160, 192, 224, 256])
-    parser.add_argument("--cores", nargs="+", type=int, default=[512, 1024])
-    parser.add_argument("--calibrate", action="store_true",
-                        help="measure the memory figures of ppmatting/deploy/memory.py")
+    for name, text in MODES.items():
+        parser.add_argument(f"--{name}", action="store_true", help=text)
+    parser.add_argument("--margin_list", nargs="+", type=int, default=[64, 128, 160, 192, 224, 256],
+                        help="with --margins")
+    parser.add_argument("--cores", nargs="+", type=int, default=[512, 1024],
+                        help="with --margins")
     parser.add_argument("--host_only", action="store_true",
                         help="with --calibrate: only the tool's own arrays")
-    parser.add_argument("--parity", action="store_true",
-                        help="exported vs dynamic graph: share within 1/255 and max per size")
-    parser.add_argument("--shapes", action="store_true",
-                        help="memory kept per input shape, oneDNN cache capacity 16 vs 1")
-    parser.add_argument("--split", action="store_true",
-                        help="count the 'deep part once' scheme against plain tiles")
-    parser.add_argument("--tools", action="store_true",
-                        help="tools/predict.py vs deploy/python/infer.py on the 3 MP photo")
+    parser.add_argument("--engines", nargs="+", default=["paddle", "dygraph", "onnxruntime"],
+                        help="with --calibrate: the engines to measure")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -470,6 +474,7 @@ CALIBRATION = [("mmediting", "paddle", "fp32"), ("mmediting", "paddle", "bf16"),
                ("paddleseg", "onnxruntime", "fp32")]
 CALIBRATION_SIZES = [(512, 512), (1024, 1024)]
 CALIBRATION_CHECK = (768, 1280)
+CALIBRATION_RUNS = (4, 2)  # runs per measurement: exported engines, dynamic graph
 
 
 def _engine(spec):
@@ -527,10 +532,16 @@ def calibration_child(spec):
         held = max(rss_during_runs) - before
         pixels = height * width
     else:
-        img = rng.normal(0, 1, (1, 3, height, width)).astype(np.float32)
-        trimap = np.where(rng.random((1, 1, height, width)) < 0.5, 128, 255).astype(np.float32)
+        # several runs of one shape, as tiles do: the allocator settles after two or three runs
+        # at about 20% above the first run's peak
+        img = rng.normal(0, 1, (1, 3, height + 64, width + 64)).astype(np.float32)
+        trimap = np.where(rng.random((1, 1, height + 64, width + 64)) < 0.5, 128,
+                          255).astype(np.float32)
         before = current_rss_bytes()
-        engine.run(img, trimap)
+        for run in range(CALIBRATION_RUNS[spec["engine"] == "dygraph"]):
+            y, x = 32 * (run % 2), 32 * (run // 2 % 2)
+            engine.run(np.ascontiguousarray(img[:, :, y:y + height, x:x + width]),
+                       np.ascontiguousarray(trimap[:, :, y:y + height, x:x + width]))
         pixels = height * width
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print("RESULT " + json.dumps({"added": peak - before, "held": held, "pixels": pixels}),
@@ -538,9 +549,9 @@ def calibration_child(spec):
 
 
 def calibrate(args, work):
-    """Fit fixed + per-pixel bytes from two window sizes per (variant, engine, precision), check
-    the line at a third size, and measure the tool's own arrays per photo pixel (``--calibrate
-    --host_only`` for these alone)."""
+    """Fit fixed + per-pixel bytes from two window sizes per (variant, engine, precision) (the
+    peak over several runs of one shape, as tiles do), check the line at a third size, and
+    measure the tool's own arrays per photo pixel (``--calibrate --host_only`` for these alone)."""
     import importlib.util
 
     exports = {}
@@ -556,6 +567,8 @@ def calibrate(args, work):
     print("# (variant, engine, precision): EngineFigure(fixed bytes, bytes per pixel), "
           f"from {CALIBRATION_SIZES}; check at {CALIBRATION_CHECK[1]}x{CALIBRATION_CHECK[0]}")
     for variant, engine, precision in ([] if args.host_only else CALIBRATION):
+        if engine not in args.engines:
+            continue
         if engine == "onnxruntime" and not has_onnx:
             print(f"# {variant} {engine}: skipped (paddle2onnx / onnxruntime not installed)")
             continue

@@ -302,12 +302,17 @@ def test_predict_dim_runs_through_the_exported_predictor(tmp_path, monkeypatch):
     assert "exporting" not in result.stdout and entries[0] in result.stdout
     assert os.listdir(cache / "exports") == entries
     assert (read_alpha(tmp_path / "again" / "photo_alpha.png") == saved).all()
-    # other weights are another export
-    paddle.seed(4)
-    paddle.save(Config(DIM_CONFIG).model.state_dict(), str(weights))
-    result = run_tool("predict", *args, "--save_dir", "other", "--no_rgba", cwd=tmp_path)
-    assert result.returncode == 0 and "exporting" in result.stdout
-    assert len(os.listdir(cache / "exports")) == 2
+    # the key follows the weights' content, the config after --opts and Paddle's version
+    from ppmatting.cvlibs.config import Config as Cfg
+    from ppmatting.deploy.export_cache import export_key
+
+    section = Cfg(DIM_CONFIG).dic["model"]
+    key = export_key(section, weights)[0]
+    assert entries == [key]
+    other = tmp_path / "other.pdparams"
+    other.write_bytes(weights.read_bytes()[:-1] + b"x")
+    assert export_key(section, other)[0] != key
+    assert export_key(Cfg(DIM_CONFIG, opts=["model.pad_multiple=64"]).dic["model"], weights)[0] != key
 
     # an export folder (tools/export.py's layout) as --model_path: no config needed
     from ppmatting.deploy.export import export_static

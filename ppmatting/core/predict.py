@@ -75,15 +75,16 @@ def _is_network_config(cfg):
     return bool(getattr(manager.MODELS[name], "is_network", False))
 
 
-def cached_export(config_path, model_path=None, opts=None, log=print):
+def cached_export(config_path, model_path=None, opts=None, log=print, cfg=None):
     """The folder of the checked Paddle Inference export of this config + weights, made once
     (:func:`ppmatting.deploy.export.export_checked`) and then found in the export cache
-    (:mod:`ppmatting.deploy.export_cache`) without building the network."""
+    (:mod:`ppmatting.deploy.export_cache`) without building the network. ``cfg``: the config
+    already parsed from ``config_path`` and ``opts``, if at hand."""
     from ppmatting.cvlibs.config import Config
     from ppmatting.deploy import export_cache
     from ppmatting.deploy.export import CACHE_CHECK_SHAPES, export_checked
 
-    cfg = Config(config_path, opts=opts)
+    cfg = cfg or Config(config_path, opts=opts)
     key, parts = export_cache.export_key(cfg.dic.get("model"), model_path)
     folder = export_cache.lookup(key)
     if folder is not None:
@@ -150,7 +151,7 @@ def load_matter(config_path, model_path=None, opts=None, fast=True, log=print, t
         from ppmatting.deploy.info import load_deploy_info
         from ppmatting.deploy.predictor import MattingPredictor
 
-        folder = cached_export(config_path, model_path, opts, log)
+        folder = cached_export(config_path, model_path, opts, log, cfg=cfg)
         engine = MattingPredictor(load_deploy_info(folder))
         spec = spec_for_predictor(engine)
         how = f"Paddle Inference ({', '.join(engine.notes)}; export {folder})"
