@@ -293,3 +293,50 @@ def test_tiling_flags_on_a_classical_method_say_where_its_budget_is():
         load_matter(config, tiling_flags=flags)
     flags.max_memory_gb = None  # auto is the default for every model: nothing to say
     assert load_matter(config, tiling_flags=flags).tiler is None
+
+
+def test_infer_batches_the_tiles_of_a_photo_through_the_one_batcher(tmp_path):
+    """deploy/python/infer.py's loop: a photo too large for the budget runs in tiles, and tiles
+    of one shape share forward calls (--batch_size)."""
+    import importlib.util
+
+    from ppmatting.core.predict import collect_jobs
+    from ppmatting.core.writer import ResultWriter
+    from ppmatting.deploy.export import export_static
+    from ppmatting.deploy.info import build_deploy_dict, load_deploy_info, write_deploy_yaml
+    from ppmatting.deploy.predictor import MattingPredictor
+    from ppmatting.models.dim import dim_vgg16
+    from ppmatting.utils.io import read_alpha
+
+    paddle.seed(2)
+    model = dim_vgg16()
+    model.eval()
+    folder = str(tmp_path / "export")
+    write_deploy_yaml(folder, build_deploy_dict(model, export_static(model, folder), None))
+    predictor = MattingPredictor(load_deploy_info(folder))
+    calls = []
+
+    class Counting:  # the predictor, counting the batch of every forward call
+        info, options = predictor.info, predictor.options
+
+        @staticmethod
+        def run(img, trimap):
+            calls.append(img.shape)
+            return predictor.run(img, trimap)
+
+    image01, trimap_u8 = _photo(96, 200, seed=6)
+    write_image(str(tmp_path / "p.png"), image01)
+    write_image(str(tmp_path / "p_trimap.png"), trimap_u8)
+    spec = importlib.util.spec_from_file_location(
+        "infer_tool", os.path.join(ROOT, "deploy", "python", "infer.py"))
+    infer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(infer)
+    jobs = collect_jobs(str(tmp_path / "p.png"), str(tmp_path / "p_trimap.png"))
+    options = TilingOptions(tiling="on", tile_size=64, tile_margin=32, progress=False)
+    written = infer.run(Counting, jobs, ResultWriter(str(tmp_path / "out"), fg_estimate=False),
+                        batch_size=2, tiling=options, log=lambda line: None)
+    alpha01 = read_alpha(written["p"]["alpha"])
+    assert alpha01.shape == (96, 200) and (alpha01[trimap_u8 == 255] == 1).all()
+    # one row of 3 cores across the padded 224 px, windows 96x128; the right core has no unknown
+    # pixel: 2 tiles, run in one call of 2
+    assert calls == [(2, 3, 96, 128)]

@@ -64,7 +64,7 @@ from ppmatting.utils.errors import InputError
 
 TILING_MODES = ("auto", "on", "off")
 ALIGN = 32  # 2 ** (number of 2x2 poolings)
-# Default margin per DIM variant: the smallest multiple of 32 that kept tiled equal to whole
+# Default margin per DIM variant: the multiple of 32 above half the receptive field's width
 # (module docstring; docs/deploy.md, "Large photos"). Other networks get the largest.
 DEFAULT_MARGINS = {"mmediting": 192, "paddleseg": 256}
 DEFAULT_MARGIN = max(DEFAULT_MARGINS.values())
@@ -86,8 +86,9 @@ class TilingOptions:
 
     tiling: ``auto``, ``on`` or ``off``. tile_size: largest core side in pixels (a multiple of
     32); None lets the plan choose. tile_margin: context on each side of a core (a multiple of
-    32); None: the variant's measured default (:data:`DEFAULT_MARGINS`). max_memory_gb: the peak RSS allowed; None = the default budget
-    (:class:`~ppmatting.deploy.memory.Budget`). batch_size: windows per forward call.
+    32); None: the variant's default (:data:`DEFAULT_MARGINS`). max_memory_gb: the peak RSS
+    allowed; None = the default budget (:class:`~ppmatting.deploy.memory.Budget`). batch_size:
+    windows per forward call.
     prefer_whole: with ``auto``, tile only when the whole image does not fit (evaluation).
     progress: a tqdm bar over the tiles.
     """
@@ -102,22 +103,36 @@ class TilingOptions:
     def validate(self):
         if self.tiling not in TILING_MODES:
             raise InputError(f"--tiling {self.tiling}: expected one of {', '.join(TILING_MODES)}")
-        if self.tile_size is not None:
-            if int(self.tile_size) < ALIGN or int(self.tile_size) % ALIGN:
-                raise InputError(f"--tile_size {self.tile_size}: must be a positive multiple of "
-                                 f"{ALIGN} (tile edges must lie on the pooling grid), e.g. "
-                                 f"{max(ALIGN, _align_up(int(self.tile_size)))}")
-            self.tile_size = int(self.tile_size)
-        if self.tile_margin is not None:
-            if int(self.tile_margin) < 0 or int(self.tile_margin) % ALIGN:
-                raise InputError(f"--tile_margin {self.tile_margin}: must be a multiple of "
-                                 f"{ALIGN} (>= 0), e.g. {DEFAULT_MARGIN}")
-            self.tile_margin = int(self.tile_margin)
-        if self.max_memory_gb is not None and not float(self.max_memory_gb) > 0:
+        self.tile_size = _number("--tile_size", self.tile_size, int)
+        if self.tile_size is not None and (self.tile_size < ALIGN or self.tile_size % ALIGN):
+            raise InputError(f"--tile_size {self.tile_size}: must be a positive multiple of "
+                             f"{ALIGN} (tile edges must lie on the pooling grid), e.g. "
+                             f"{max(ALIGN, _align_up(self.tile_size))}")
+        self.tile_margin = _number("--tile_margin", self.tile_margin, int)
+        if self.tile_margin is not None and (self.tile_margin < 0 or self.tile_margin % ALIGN):
+            raise InputError(f"--tile_margin {self.tile_margin}: must be a multiple of {ALIGN} "
+                             f"(>= 0), e.g. {DEFAULT_MARGIN}")
+        self.max_memory_gb = _number("--max_memory_gb", self.max_memory_gb, float)
+        if self.max_memory_gb is not None and not self.max_memory_gb > 0:
             raise InputError(f"--max_memory_gb {self.max_memory_gb}: must be a positive number")
-        if int(self.batch_size) < 1:
+        self.batch_size = _number("batch size", self.batch_size, int)
+        if self.batch_size < 1:
             raise InputError(f"batch size must be at least 1, got {self.batch_size}")
         return self
+
+
+def _number(name, value, kind):
+    """``value`` as ``kind`` (None stays None); a one-line InputError for anything else."""
+    if value is None:
+        return None
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(value, bool) or (kind is int and number != float(value)):
+        raise InputError(f"{name}: expected {'an integer' if kind is int else 'a number'}, got "
+                         f"{value!r}")
+    return number
 
 
 CONFIG_SECTION = "test_config"
