@@ -5,6 +5,7 @@ working directory, read deploy.yaml, run the exported graph with a predictor at 
 compare with the dynamic-graph model. Both DIM variants; sizes 50-96 px to stay quick.
 """
 import os
+import re
 import subprocess
 import sys
 
@@ -18,8 +19,9 @@ from ppmatting.cvlibs import manager
 from ppmatting.core.loader import not_a_network_message
 from ppmatting.deploy.export import check_inputs, dygraph_alpha, export_model
 from ppmatting.deploy.info import load_deploy_info
+from ppmatting.deploy.batching import ShapeBatcher
 from ppmatting.deploy.predictor import (MattingPredictor, PredictorOptions, build_config,
-                                        group_by_shape, tensorrt_shape_ranges)
+                                        tensorrt_shape_ranges)
 from ppmatting.models.dim import dim_vgg16, dim_vgg16_paddleseg
 from ppmatting.utils.errors import ConfigError, PPMattingError
 
@@ -69,8 +71,10 @@ def test_export_tool_succeeds_and_reports_the_difference(exported):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = [line for line in proc.stdout.splitlines() if "largest alpha difference" in line]
     assert lines, proc.stdout
-    reported = float(lines[0].split(":")[1].split()[0])
+    reported = float(re.search(r"dynamic graph: ([0-9.e+-]+);", lines[0]).group(1))
     assert 0 <= reported <= 1e-4
+    share = float(re.search(r"/255: ([0-9.]+)%", lines[0]).group(1))
+    assert share >= 99.9
     # one check line per size, the odd size included
     assert "1x3x50x70" in proc.stdout and "2x3x64x96" in proc.stdout
 
@@ -145,8 +149,10 @@ def test_onednn_placement_avoided_only_where_it_breaks(exported):
 
 def test_failed_parity_writes_no_deploy_yaml(tmp_path):
     model = _trained_like("mmediting", seed=5)
-    with pytest.raises(PPMattingError, match="differs from the dynamic graph"):
-        export_model(model, str(tmp_path), check_shapes=[(1, 32, 32)], tolerance=-1.0,
+    exact = {"within": 0.0, "min_share": 1.0, "max_diff": 0.0}  # float rounding already fails
+    with pytest.raises(PPMattingError, match=r"differs from the dynamic graph at 1x3x32x32: .*"
+                                             r"pixels within 0/255 \(need 100.00%\)"):
+        export_model(model, str(tmp_path), check_shapes=[(1, 32, 32)], criterion=exact,
                      log=lambda line: None)
     assert (tmp_path / "model.json").is_file()
     assert not (tmp_path / "deploy.yaml").exists()
@@ -229,10 +235,25 @@ def test_unsupported_settings_fail_with_a_reason(exported):
             build_config(info, PredictorOptions(device="gpu"))
 
 
-def test_group_by_shape_keeps_partial_batches():
-    shapes = [(1, 3, 64, 64), (1, 3, 96, 64), (1, 3, 64, 64), (1, 3, 64, 64), (1, 3, 96, 64)]
-    assert group_by_shape(shapes, 2) == [[0, 2], [3], [1, 4]]
-    assert group_by_shape(shapes, 1) == [[0], [2], [3], [1], [4]]
+def test_shape_batcher_runs_full_batches_of_one_shape_and_keeps_partial_ones():
+    calls = []
+
+    def run(img, trimap):
+        calls.append(img.shape)
+        return img[:, :1] * 2 + trimap  # a value per item, to check every result's row
+
+    batcher = ShapeBatcher(run, batch_size=2)
+    shapes = [(64, 64), (96, 64), (64, 64), (64, 64), (96, 64)]
+    finished = []
+    for index, (height, width) in enumerate(shapes):
+        img = np.full((1, 3, height, width), index, np.float32)
+        finished += batcher.add(index, img, np.zeros((1, 1, height, width), np.float32))
+    assert len(batcher) == 1
+    finished += batcher.flush()
+    assert calls == [(2, 3, 64, 64), (2, 3, 96, 64), (1, 3, 64, 64)]
+    assert [key for key, _ in finished] == [0, 2, 1, 4, 3]
+    for key, alpha in finished:
+        assert alpha.shape == (1, 1) + shapes[key] and (alpha == 2 * key).all()
 
 
 @pytest.mark.parametrize("variant", ["paddleseg", "mmediting"])

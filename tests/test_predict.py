@@ -265,21 +265,29 @@ def test_predict_dim_without_weights_is_refused(tmp_path, capsys):
     assert "no trained weights" in err and "--model_path" in err
 
 
-def test_predict_dim_runs_through_the_exported_predictor(tmp_path):
+def test_predict_dim_runs_through_the_exported_predictor(tmp_path, monkeypatch):
     import paddle
     from ppmatting.cvlibs.config import Config
 
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PPMATTING_CACHE_DIR", str(cache))
     paddle.seed(3)
     model = Config(DIM_CONFIG).model
     weights = tmp_path / "dim.pdparams"
     paddle.save(model.state_dict(), str(weights))
     _, _, trimap = make_photo(tmp_path, "photo", seed=30, size=(64, 96))
     write_image(tmp_path / "photo_trimap.png", trimap)
-    result = run_tool("predict", "--config", DIM_CONFIG, "--model_path", weights, "--image_path",
-                      "photo.png", "--trimap_path", "photo_trimap.png", "--save_dir", "out",
-                      cwd=tmp_path)
+    args = ("--config", DIM_CONFIG, "--model_path", weights, "--image_path", "photo.png",
+            "--trimap_path", "photo_trimap.png")
+    result = run_tool("predict", *args, "--save_dir", "out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "exported to Paddle Inference" in result.stdout
+    assert "via Paddle Inference" in result.stdout
+    assert "exporting DIM to Paddle Inference and checking it" in result.stdout
+    entries = os.listdir(cache / "exports")
+    assert len(entries) == 1
+    with open(cache / "exports" / entries[0] / "deploy.yaml", encoding="utf-8") as handle:
+        check = __import__("yaml").safe_load(handle)["Deploy"]["check"]
+    assert check["sizes"] == [[1, 256, 256]] and check["min_share_within"] >= 0.999
     saved = read_alpha(tmp_path / "out" / "photo_alpha.png")
     model.eval()
     expected = model.predict(read_image(tmp_path / "photo.png"), trimap)
@@ -287,6 +295,24 @@ def test_predict_dim_runs_through_the_exported_predictor(tmp_path):
     assert np.abs(saved - expected).max() <= 1 / 255 + 1e-6
     assert (saved[trimap == 0] == 0).all() and (saved[trimap == 255] == 1).all()
     assert os.path.isfile(tmp_path / "out" / "photo_rgba.png")
+
+    # the second call finds the checked export in the cache: no export, no check, same alpha
+    result = run_tool("predict", *args, "--save_dir", "again", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "exporting" not in result.stdout and entries[0] in result.stdout
+    assert os.listdir(cache / "exports") == entries
+    assert (read_alpha(tmp_path / "again" / "photo_alpha.png") == saved).all()
+    # the key follows the weights' content, the config after --opts and Paddle's version
+    from ppmatting.cvlibs.config import Config as Cfg
+    from ppmatting.deploy.export_cache import export_key
+
+    section = Cfg(DIM_CONFIG).dic["model"]
+    key = export_key(section, weights)[0]
+    assert entries == [key]
+    other = tmp_path / "other.pdparams"
+    other.write_bytes(weights.read_bytes()[:-1] + b"x")
+    assert export_key(section, other)[0] != key
+    assert export_key(Cfg(DIM_CONFIG, opts=["model.pad_multiple=64"]).dic["model"], weights)[0] != key
 
     # an export folder (tools/export.py's layout) as --model_path: no config needed
     from ppmatting.deploy.export import export_static

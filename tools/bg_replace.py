@@ -94,7 +94,8 @@ def main(argv=None):
     job = jobs[0]
     backgrounds = [parse_background(spec) for spec in args.background]
     out_paths, ext = composite_paths(args.save_dir, job.name, backgrounds, args.save_name)
-    matter = core.load_matter(args.config, args.model_path, args.opts, fast=not args.dygraph)
+    matter = core.load_matter(args.config, args.model_path, args.opts, fast=not args.dygraph,
+                              tiling_flags=args)
     image01, trimap_u8 = core.read_job(job, matter.needs_trimap, args.unknown_width)
 
     alpha01 = core.matte_one(matter.matte, image01, trimap_u8, job.image_path)

@@ -8,9 +8,13 @@ r"""Export a trained DIM to a Paddle Inference static graph (optionally ONNX) an
 Writes ``model.json`` + ``model.pdiparams`` (Paddle 3's format; named inputs ``img`` N x 3 x H x W
 and ``trimap`` N x 1 x H x W, batch / height / width dynamic unless --input_shape fixes them) and
 ``deploy.yaml`` (the files, the inputs and their meaning, the pre-processing, the model name).
-After saving it loads the graph with a Paddle Inference predictor, runs it at three sizes (one not a
-multiple of 32) next to the dynamic-graph model, prints the largest alpha difference, and fails
-(exit 2, no deploy.yaml) when it exceeds --tolerance (1e-4).
+After saving it loads the graph with a Paddle Inference predictor, runs it at three sizes (one of
+256x256, one a batch of two, one not a multiple of 32) next to the dynamic-graph model and compares
+the alphas: at least --min_share (99.9%) of the pixels must agree within --within (1/255) and none
+may differ by more than --max_diff. Otherwise it fails (exit 2, no deploy.yaml) saying what
+differed. A share, not a maximum, because a few max-pool windows holding near-equal values pick
+another element in oneDNN than in Paddle's own kernel, which moves a handful of pixels by up to
+~0.06 while the rest agree to 1e-5 (docs/deploy.md, "Parity check").
 
 --format onnx also writes model.onnx (paddle2onnx) for both DIM variants and checks ONNX Runtime
 against the dynamic graph at the same sizes with the tie-robust criterion of
@@ -30,6 +34,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from ppmatting.deploy.parity import DEFAULT_MAX_DIFF, DEFAULT_MIN_SHARE, DEFAULT_WITHIN  # noqa: E402
 from ppmatting.utils.cli import add_config_arguments  # noqa: E402
 from ppmatting.utils.errors import run_cli  # noqa: E402
 from ppmatting.utils.io import check_output_dir  # noqa: E402
@@ -50,9 +55,16 @@ def parse_args(argv=None):
                         help="onnx: also write model.onnx (paddle2onnx) and check it on ONNX "
                              "Runtime")
     parser.add_argument("--check_sizes", nargs="+", default=None, metavar="[N]xHxW",
-                        help="sizes for the parity check (default 128x128 2x96x160 100x75)")
-    parser.add_argument("--tolerance", type=float, default=1e-4,
-                        help="largest allowed alpha difference from the dynamic graph")
+                        help="sizes for the parity check (default 256x256 2x96x160 100x75)")
+    parser.add_argument("--within", type=float, default=DEFAULT_WITHIN,
+                        help="parity check: a pixel agrees when its alphas differ by at most "
+                             "this (default 1/255)")
+    parser.add_argument("--min_share", type=float, default=DEFAULT_MIN_SHARE,
+                        help=f"parity check: share of pixels that must agree (default "
+                             f"{DEFAULT_MIN_SHARE:g})")
+    parser.add_argument("--max_diff", type=float, default=DEFAULT_MAX_DIFF,
+                        help=f"parity check: largest alpha difference allowed anywhere (default "
+                             f"{DEFAULT_MAX_DIFF:g})")
     parser.add_argument("--random_weights", action="store_true",
                         help="export the untrained initial weights (speed tests only)")
     return parser.parse_args(argv)
@@ -64,7 +76,7 @@ def main(argv=None):
     check_output_dir(args.save_dir)
     import ppmatting  # noqa: F401  (fills the registries)
     from ppmatting.core.loader import load_model
-    from ppmatting.deploy.export import export_model, parse_check_sizes
+    from ppmatting.deploy.export import export_model, parity_criterion, parse_check_sizes
 
     shapes = parse_check_sizes(args.check_sizes, args.input_shape)
     model = load_model(args.config, args.model_path, args.opts, networks_only=True,
@@ -73,7 +85,8 @@ def main(argv=None):
           f"{args.config}" + (f", weights {args.model_path}" if args.model_path else ""),
           flush=True)
     export_model(model, args.save_dir, input_shape=args.input_shape, check_shapes=shapes,
-                 tolerance=args.tolerance, fmt=args.format, config_path=args.config,
+                 criterion=parity_criterion(args.within, args.min_share, args.max_diff),
+                 fmt=args.format, config_path=args.config,
                  weights=args.model_path, log=lambda line: print(line, flush=True))
     return 0
 

@@ -15,6 +15,12 @@ reported and the others continue; the exit code is then 1.
 
 Without a trimap, make one from a rough subject mask: --trimap_from_mask MASK --unknown_width PX
 (or tools/make_trimap.py).
+
+DIM runs through its Paddle Inference export, made and checked against the dynamic graph on the
+first call and kept in the export cache (~/.cache/ppmatting, or $PPMATTING_CACHE_DIR) for the
+next ones; --dygraph runs the dynamic graph instead. Large photos: --tiling auto (the default)
+runs the whole image when it fits the memory budget (--max_memory_gb) and is not slower, else
+tiles guided by the trimap (--tile_size, --tile_margin); see docs/quick_start.md.
 """
 import argparse
 import os
@@ -50,7 +56,8 @@ def main(argv=None):
     core.check_unknown_width(args.unknown_width)
     # pair the inputs first: a wrong path is reported before the model is built
     jobs = core.collect_jobs(args.image_path, args.trimap_path, args.trimap_from_mask)
-    matter = core.load_matter(args.config, args.model_path, args.opts, fast=not args.dygraph)
+    matter = core.load_matter(args.config, args.model_path, args.opts, fast=not args.dygraph,
+                              tiling_flags=args, progress=not args.quiet)
     core.check_trimaps_given(jobs, matter.needs_trimap)
     print(f"{len(jobs)} image(s), {matter.description}", flush=True)
     writer = ResultWriter(args.save_dir, bits=16 if args.alpha_16bit else 8,

@@ -16,6 +16,11 @@ samples without a trimap get one generated from the ground truth (the report say
 Writes into --save_dir: per_image.csv, summary.json, summary.md (also printed) and, with
 --save_results, results/NAME.png (each alpha as scored). A sample that fails is listed at the end
 and the others continue; the exit code is then 1.
+
+DIM runs through its checked Paddle Inference export (the export cache of tools/predict.py;
+--dygraph for the dynamic graph), on the whole image as the published evaluation does. Only an
+image whose whole-image pass would not fit the memory budget (--max_memory_gb) runs in tiles
+(--tiling off forbids that, --tiling on forces it), and the report lists it.
 """
 import argparse
 import os
@@ -26,7 +31,7 @@ sys.path.insert(0, ROOT)
 
 from ppmatting.core import val as core  # noqa: E402
 from ppmatting.metrics import DEFAULT_TRIMAP_RADIUS, METRIC_NAMES  # noqa: E402
-from ppmatting.utils.cli import add_config_arguments  # noqa: E402
+from ppmatting.utils.cli import add_config_arguments, add_tiling_arguments  # noqa: E402
 from ppmatting.utils.errors import ConfigError, InputError, run_cli  # noqa: E402
 from ppmatting.utils.io import check_output_dir  # noqa: E402
 
@@ -49,6 +54,12 @@ def parse_args(argv=None):
     parser.add_argument("--num_workers", type=int, default=0,
                         help="threads reading files and scoring next to the model (0: none)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--dygraph", action="store_true",
+                        help="run a network in Paddle's dynamic graph instead of its checked "
+                             "Paddle Inference export")
+    add_tiling_arguments(parser, tiling_help="auto (default): the whole image, as the published "
+                         "evaluation does, and tiles only when it would not fit the memory "
+                         "budget; on: always tiles; off: never")
     return parser.parse_args(argv)
 
 
@@ -90,8 +101,14 @@ def main(argv=None):
     if args.dataset_root or args.val_file:  # a wrong list is reported before the model is built
         samples, dataset_text = _validation_set(args)
     if not args.pred_dir:
-        from ppmatting.core.loader import load_config_and_model
-        cfg, model = load_config_and_model(args.config, args.model_path, args.opts)
+        from ppmatting.core.predict import load_matter
+        from ppmatting.cvlibs.config import Config
+
+        cfg = Config(args.config, opts=args.opts)
+        matter = load_matter(args.config, args.model_path, args.opts, fast=not args.dygraph,
+                             tiling_flags=args, log_plans=False, prefer_whole=True,
+                             progress=False)
+        model = matter.tiler or matter.model
     if not (args.dataset_root or args.val_file):
         samples, dataset_text = _validation_set(args, cfg)
     common = dict(metrics=metrics, save_dir=args.save_dir, save_results=args.save_results,
@@ -109,8 +126,7 @@ def main(argv=None):
         print(f"scoring saved predictions in {args.pred_dir} against {dataset_text}", flush=True)
         summary = core.evaluate_predictions(items, args.pred_dir, **common)
     else:
-        description = f"{type(model).__name__} ({args.config}" + \
-            (f", weights {args.model_path})" if args.model_path else ")")
+        description = matter.description
         print(f"evaluating {description} on {dataset_text}", flush=True)
         summary = core.evaluate(model, samples, description=description, **common)
 

@@ -14,7 +14,10 @@ with --background (a colour such as white, #1e90ff or 30,144,255, an image file,
 ``x_composite.png``.
 
 Photos of any size are accepted. Batches hold photos of the same padded size only, so each alpha
-equals the one-photo result; the last batch of a size may be smaller than --batch_size.
+equals the one-photo result; the last batch of a size may be smaller than --batch_size. Large
+photos: --tiling auto (default) runs the whole image when it fits the memory budget
+(--max_memory_gb) and is not slower, else tiles guided by the trimap (--tile_size,
+--tile_margin; tiles of one shape are batched by --batch_size too); see docs/deploy.md.
 
 --backend: paddle (Paddle Inference, the default: the faster engine here, docs/deploy.md) or
 onnxruntime (CPU fp32 on the export's model.onnx, written by tools/export.py --format onnx). Both
@@ -33,7 +36,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from ppmatting.utils.cli import hw, str2bool  # noqa: E402
+from ppmatting.utils.cli import add_tiling_arguments, hw, str2bool  # noqa: E402
 from ppmatting.utils.errors import InputError, run_cli  # noqa: E402
 from ppmatting.utils.io import check_output_dir  # noqa: E402
 
@@ -79,6 +82,7 @@ def parse_args(argv=None):
     parser.add_argument("--trt_min_shape", type=hw, default=(64, 64), metavar="HxW")
     parser.add_argument("--trt_opt_shape", type=hw, default=(512, 512), metavar="HxW")
     parser.add_argument("--trt_max_shape", type=hw, default=(2048, 2048), metavar="HxW")
+    add_tiling_arguments(parser)
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch_size must be at least 1, got {args.batch_size}")
@@ -125,52 +129,41 @@ class Timer:
         return "\n".join(lines)
 
 
-def run(predictor, jobs, writer, batch_size=1, timer=None, warmup=False, log=print):
-    """Matte every job; photos wait in a queue per padded size until a batch is full (or the
-    input ends), so memory holds at most ``batch_size`` photos per distinct size.
+def run(predictor, jobs, writer, batch_size=1, timer=None, warmup=False, log=print,
+        tiling=None):
+    """Matte every job through ``ppmatting.deploy.tiling.TiledMatting``: photos that run whole
+    wait in a queue per padded size until a batch is full (or the input ends), so memory holds at
+    most ``batch_size`` photos per distinct size; a photo too large for the memory budget runs in
+    tiles, batched the same way. ``tiling``: :class:`~ppmatting.deploy.tiling.TilingOptions`.
 
     ``warmup``: run each new input shape once untimed first (oneDNN builds its kernels on the
     first run of a shape), for --benchmark. Returns {name: {kind: path}}.
     """
-    import numpy as np
     from ppmatting.core.predict import read_job
+    from ppmatting.deploy.engines import spec_for_predictor
+    from ppmatting.deploy.tiling import TiledMatting, TilingOptions
 
     timer = timer or Timer()
-    warmed = set()
-    pending = {}
+    options = tiling or TilingOptions()
+    options.batch_size = batch_size
+    tiled = TiledMatting(predictor, spec_for_predictor(predictor), options, log=log,
+                         timer=timer.add, warmup=warmup)
     written = {}
 
-    def flush(key):
-        items = pending.pop(key)
-        img = np.concatenate([item["img"] for item in items])
-        trimap = np.concatenate([item["trimap"] for item in items])
-        if warmup and img.shape not in warmed:
-            predictor.run(img, trimap)
-            warmed.add(img.shape)
-        start = time.perf_counter()
-        alpha = predictor.run(img, trimap)
-        timer.add("infer", time.perf_counter() - start)
-        for row, item in enumerate(items):
+    def save(finished):
+        for (name, image01), alpha01 in finished:
             start = time.perf_counter()
-            alpha01 = predictor.postprocess(alpha[row], item["trimap_u8"], item["size"])
-            written[item["name"]] = writer.save(item["name"], item["image01"], alpha01).paths
+            written[name] = writer.save(name, image01, alpha01).paths
             timer.add("post", time.perf_counter() - start)
             timer.count += 1
-            log(f"{item['name']}: {written[item['name']]['alpha']}")
+            log(f"{name}: {written[name]['alpha']}")
 
     for job in jobs:
         start = time.perf_counter()
         image01, trimap_u8 = read_job(job)
-        img, trimap, size = predictor.preprocess(image01, trimap_u8)
         timer.add("pre", time.perf_counter() - start)
-        key = tuple(img.shape[2:])
-        pending.setdefault(key, []).append({"name": job.name, "image01": image01,
-                                            "trimap_u8": trimap_u8, "img": img, "trimap": trimap,
-                                            "size": size})
-        if len(pending[key]) >= batch_size:
-            flush(key)
-    for key in list(pending):
-        flush(key)
+        save(tiled.submit((job.name, image01), image01, trimap_u8))
+    save(tiled.flush())
     return written
 
 
@@ -203,7 +196,9 @@ def main(argv=None):
         import numpy as np
         # the foreground estimator compiles (numba) on its first call: keep that out of the timing
         writer.foreground(np.zeros((8, 8, 3), np.float32), np.full((8, 8), 0.5, np.float32))
-    written = run(predictor, jobs, writer, args.batch_size, timer, warmup=args.benchmark)
+    from ppmatting.deploy.tiling import tiling_options
+    written = run(predictor, jobs, writer, args.batch_size, timer, warmup=args.benchmark,
+                  tiling=tiling_options(args))
     print(f"saved {len(written)} result(s) to {args.save_dir}")
     if args.benchmark:
         print(timer.report(args.batch_size))

@@ -2,8 +2,11 @@
 
 Steps, one function each:
 
-* :func:`load_matter` (over ``ppmatting.core.loader.load_model``) picks what runs it: an exported Paddle Inference predictor for networks
-  (the fast path), else ``model.predict``.
+* :func:`load_matter` (over ``ppmatting.core.loader.load_model``) picks what runs it: for a
+  network (DIM), the exported Paddle Inference predictor (exported and checked once per weights,
+  then taken from the export cache) or, with ``--dygraph``, the dynamic graph, either one wrapped
+  in :class:`~ppmatting.deploy.tiling.TiledMatting` (whole image or tiles, within a memory
+  budget); for a classical method, ``model.predict``.
 * :func:`collect_jobs` pairs every photo with its trimap (or a rough mask to make one from), for a
   single file, a folder or a list file. Pairing is by file name: photo ``x.jpg`` goes with
   ``x.png`` or ``x_trimap.png`` in the trimap folder (``x.png`` or ``x_mask.png`` in a mask folder).
@@ -47,53 +50,119 @@ def how_to_make_trimap(image_path="IMAGE"):
 # ---- the model -----------------------------------------------------------------------------------
 @dataclass
 class Matter:
-    """What runs the matting: ``matte(image01, trimap_u8) -> alpha01`` plus facts for messages."""
+    """What runs the matting: ``matte(image01, trimap_u8) -> alpha01`` plus facts for messages.
+    ``tiler``: the :class:`~ppmatting.deploy.tiling.TiledMatting` behind ``matte`` for networks
+    (its ``last_plan`` tells how the last photo ran), else None."""
     matte: Callable
     needs_trimap: bool
     description: str
     model: object = None
+    tiler: object = None
 
 
 def _is_deploy_folder(path):
     return bool(path) and os.path.isdir(path) and os.path.isfile(os.path.join(path, "deploy.yaml"))
 
 
-def load_matter(config_path, model_path=None, opts=None, fast=True, log=print):
-    """What runs the matting, fastest first.
+def _is_network_config(cfg):
+    """Whether the config's model is a network, from its registered class (not built)."""
+    from ppmatting.cvlibs import manager
+
+    model = cfg.dic.get("model") or {}
+    name = model.get("type") if isinstance(model, dict) else None
+    if not name or name not in manager.MODELS:
+        return False  # load_model reports what is wrong
+    return bool(getattr(manager.MODELS[name], "is_network", False))
+
+
+def cached_export(config_path, model_path=None, opts=None, log=print, cfg=None):
+    """The folder of the checked Paddle Inference export of this config + weights, made once
+    (:func:`ppmatting.deploy.export.export_checked`) and then found in the export cache
+    (:mod:`ppmatting.deploy.export_cache`) without building the network. ``cfg``: the config
+    already parsed from ``config_path`` and ``opts``, if at hand."""
+    from ppmatting.cvlibs.config import Config
+    from ppmatting.deploy import export_cache
+    from ppmatting.deploy.export import CACHE_CHECK_SHAPES, export_checked
+
+    cfg = cfg or Config(config_path, opts=opts)
+    key, parts = export_cache.export_key(cfg.dic.get("model"), model_path)
+    folder = export_cache.lookup(key)
+    if folder is not None:
+        return folder
+    model = load_model(config_path, model_path, opts)
+    log(f"exporting {type(model).__name__} to Paddle Inference and checking it against the "
+        f"dynamic graph (once for these weights; kept in {export_cache.exports_dir()})")
+    return export_cache.store(key, lambda partial: export_checked(
+        model, partial, check_shapes=CACHE_CHECK_SHAPES, config_path=config_path,
+        weights=model_path), parts)
+
+
+def load_matter(config_path, model_path=None, opts=None, fast=True, log=print, tiling_flags=None,
+                log_plans=True, **tiling_fixed):
+    """What runs the matting.
 
     * ``model_path`` is an export folder (``tools/export.py``'s ``deploy.yaml`` inside): its
       Paddle Inference predictor runs; ``config_path`` is not needed.
-    * A network (DIM) with ``fast``: the model is exported to a temporary static graph and run
-      through Paddle Inference (``ppmatting.deploy.export.fast_predictor``; about 3 s once, then
-      2-3x faster per photo on CPU, same alpha within 1e-4). If that cannot be built, a note is
-      logged and the dynamic graph runs.
-    * Otherwise ``model.predict`` (the classical methods; DIM with ``fast=False``).
+    * A network (DIM): with ``fast`` (the default) the checked export from the cache
+      (:func:`cached_export`; the first call exports and checks, later calls only load), else the
+      dynamic graph. A failed check is an error that says what differed, never a quiet switch to
+      the slow engine.
+    * A classical method: ``model.predict`` (its own ``max_memory_gb`` guards its memory).
+
+    Networks run through :class:`~ppmatting.deploy.tiling.TiledMatting` with options from the
+    config's ``test_config`` keys, ``tiling_flags`` (the tool's ``--tiling --tile_size
+    --tile_margin --max_memory_gb``) and ``tiling_fixed`` (e.g. ``prefer_whole=True``);
+    ``log_plans`` sends each tiled photo's plan to ``log``.
     """
+    plan_log = log if log_plans else None
+    from ppmatting.deploy.engines import DygraphEngine, spec_for_model, spec_for_predictor
+    from ppmatting.deploy.tiling import TiledMatting, tiling_options
+
     if _is_deploy_folder(model_path):
         from ppmatting.deploy.info import load_deploy_info
         from ppmatting.deploy.predictor import MattingPredictor
 
         predictor = MattingPredictor(load_deploy_info(model_path))
-        return Matter(matte=predictor.predict, needs_trimap=True,
-                      description=f"{predictor.description} ({model_path})", model=predictor)
-    model = load_model(config_path, model_path, opts)
-    name = type(model).__name__
-    source = f", weights {model_path}" if model_path else ""
-    description = f"{name} ({config_path}{source})"
-    needs_trimap = bool(getattr(model, "needs_trimap", True))
-    if fast and getattr(model, "is_network", False):
-        try:
-            from ppmatting.deploy.export import fast_predictor
+        tiler = TiledMatting(predictor, spec_for_predictor(predictor),
+                             tiling_options(tiling_flags, **tiling_fixed), log=plan_log)
+        return Matter(matte=tiler.predict, needs_trimap=True,
+                      description=f"{predictor.description} ({model_path})", model=predictor,
+                      tiler=tiler)
+    from ppmatting.cvlibs.config import Config
 
-            predictor = fast_predictor(model)
-            return Matter(matte=predictor.predict, needs_trimap=needs_trimap,
-                          description=f"{description}, exported to Paddle Inference: "
-                                      f"{', '.join(predictor.notes)}", model=model)
-        except Exception as err:  # the dynamic graph gives the same alpha, only slower
-            log(f"note: Paddle Inference fast path unavailable ({type(err).__name__}: {err}); "
-                f"running the dynamic graph")
-    return Matter(matte=model.predict, needs_trimap=needs_trimap, description=description,
-                  model=model)
+    if not config_path:
+        load_model(config_path)  # the loader's one-line error
+    cfg = Config(config_path, opts=opts)
+    source = f", weights {model_path}" if model_path else ""
+    if not _is_network_config(cfg):
+        given = [f"--{name}" for name in ("tile_size", "tile_margin", "max_memory_gb")
+                 if getattr(tiling_flags, name, None) is not None]
+        if getattr(tiling_flags, "tiling", None) == "on":
+            given.insert(0, "--tiling on")
+        if given:
+            raise InputError(f"{config_path}: {', '.join(given)} apply to networks; a classical "
+                             f"method limits its memory with --opts model.max_memory_gb=GB (one "
+                             f"solve's budget) or model.solve_scale=S")
+        model = load_model(config_path, model_path, opts)
+        return Matter(matte=model.predict, needs_trimap=bool(getattr(model, "needs_trimap", True)),
+                      description=f"{type(model).__name__} ({config_path}{source})", model=model)
+    options = tiling_options(tiling_flags, cfg.dic, **tiling_fixed)
+    if fast:
+        from ppmatting.deploy.info import load_deploy_info
+        from ppmatting.deploy.predictor import MattingPredictor
+
+        folder = cached_export(config_path, model_path, opts, log, cfg=cfg)
+        engine = MattingPredictor(load_deploy_info(folder))
+        spec = spec_for_predictor(engine)
+        how = f"Paddle Inference ({', '.join(engine.notes)}; export {folder})"
+    else:
+        engine = DygraphEngine(load_model(config_path, model_path, opts))
+        spec = spec_for_model(engine.model)
+        how = "dynamic graph"
+    tiler = TiledMatting(engine, spec, options, log=plan_log)
+    return Matter(matte=tiler.predict, needs_trimap=True,
+                  description=f"{spec.name} ({config_path}{source}) via {how}", model=engine,
+                  tiler=tiler)
 
 
 # ---- pairing photos with trimaps -----------------------------------------------------------------
@@ -296,8 +365,14 @@ def matte_and_save(matte_fn, job, writer, image01, trimap_u8):
 def matte_one(matte_fn, image01, trimap_u8, image_path="image"):
     """``matte_fn`` on one photo, checked: float32 H x W alpha in [0, 1]. Every ``matte_fn``
     returns a finished alpha (cropped, clamped and forced once, by ``models.base.force_known``),
-    so nothing is clipped here."""
-    alpha01 = np.asarray(matte_fn(image01, trimap_u8), dtype=np.float32)
+    so nothing is clipped here. A user error from the model (e.g. the photo does not fit the
+    memory budget) is prefixed with the photo's path."""
+    try:
+        alpha01 = np.asarray(matte_fn(image01, trimap_u8), dtype=np.float32)
+    except PPMattingError as err:
+        if str(image_path) in str(err):
+            raise
+        raise type(err)(f"{image_path}: {err}") from None
     if alpha01.shape != image01.shape[:2]:
         raise RuntimeError(f"{image_path}: the model returned an alpha of shape "
                            f"{alpha01.shape} for an image of {image01.shape[:2]}")
@@ -363,8 +438,11 @@ def add_model_arguments(parser):
         "trained weights for a network (.pdparams, or a published DIM checkpoint), or a "
         "tools/export.py folder; classical methods take none"))
     parser.add_argument("--dygraph", action="store_true",
-                        help="run a network in Paddle's dynamic graph instead of exporting it to "
-                             "Paddle Inference first (slower; same alpha within 1e-4)")
+                        help="run a network in Paddle's dynamic graph instead of its checked "
+                             "Paddle Inference export (several times slower, more memory)")
+    from ppmatting.utils.cli import add_tiling_arguments
+
+    add_tiling_arguments(parser)
     return parser
 
 

@@ -125,6 +125,7 @@ class _Loaded:
     model_trimap: Optional[np.ndarray] = None
     geometry: list = field(default_factory=list)
     trimap_generated: bool = False
+    tiled: Optional[str] = None  # how the model tiled this image, when it did
 
 
 def _load_item(item, with_image):
@@ -194,6 +195,9 @@ def _predict(model, loaded, trimap_radius):
             loaded.trimap_u8 = trimap_u8
             loaded.trimap_generated = True
     alpha01 = np.asarray(model.predict(loaded.image01, trimap_u8))
+    plan = getattr(model, "last_plan", None)  # a TiledMatting says how it ran this image
+    if plan is not None and plan.mode == "tiled":
+        loaded.tiled = plan.describe()
     if alpha01.ndim == 3 and alpha01.shape[2] == 1:
         alpha01 = alpha01[:, :, 0]
     if alpha01.shape != tuple(loaded.image01.shape[:2]):
@@ -217,6 +221,7 @@ def _score(loaded, pred, pred_name, metrics, trimap_radius, results_dir):
     row.update(scores)
     row["empty_unknown"] = pair.empty_unknown
     row["trimap_generated"] = bool(pair.trimap_generated or loaded.trimap_generated)
+    row["tiled"] = loaded.tiled
     return row
 
 
@@ -313,7 +318,8 @@ def evaluate(model, samples, metrics=METRIC_NAMES, save_dir=None, save_results=F
 
     Args:
         model: any zoo model: ``model.predict(image01, trimap_u8) -> alpha01`` (H x W x 3 float32
-            [0, 1], H x W uint8 {0, 128, 255} -> H x W float [0, 1]).
+            [0, 1], H x W uint8 {0, 128, 255} -> H x W float [0, 1]), or a
+            :class:`~ppmatting.deploy.tiling.TiledMatting`, whose tiled images the report lists.
         samples: list of :class:`EvalItem`, a val-mode ``MattingDataset`` or any iterable of
             ``Sample``-like objects (``image``, ``alpha``, ``trimap`` (may be None), ``name``).
         metrics: names among sad, mse, grad, conn.
@@ -455,6 +461,7 @@ def summarize(rows, failures, metric_names, trimap_radius=DEFAULT_TRIMAP_RADIUS,
     means = {name: (float(np.mean([row[name] for row in scored])) if scored else None)
              for name in metric_names}
     generated = [row["name"] for row in rows if row["trimap_generated"]]
+    tiled = [{"name": row["name"], "plan": row["tiled"]} for row in rows if row.get("tiled")]
     summary = dict(info or {})
     summary.update({
         "metrics": means,
@@ -467,6 +474,8 @@ def summarize(rows, failures, metric_names, trimap_radius=DEFAULT_TRIMAP_RADIUS,
         "num_trimaps_generated": len(generated),
         "trimaps_generated": generated,
         "trimap_rule": trimap_rule_text(trimap_radius),
+        "num_tiled": len(tiled),
+        "tiled": tiled,
         "prediction_handling": PREDICTION_NOTE,
         "seconds_per_image": (float(np.mean([row["seconds"] for row in rows])) if rows else None),
         "per_image": rows,
@@ -500,6 +509,11 @@ def format_markdown(summary):
     lines.append(f"- trimaps generated from the ground truth: {generated} of {summary['num_scored']} "
                  f"scored samples" + (f" ({summary['trimap_rule']})" if generated else
                                       " (all trimaps were given)"))
+    if summary.get("tiled"):
+        lines.append(f"- {summary['num_tiled']} image(s) ran in tiles because the whole image would "
+                     f"not fit the memory budget (the other images ran whole, the published "
+                     f"procedure):")
+        lines += [f"  - {t['name']}: {t['plan']}" for t in summary["tiled"]]
     if summary["empty_unknown"]:
         lines.append(f"- empty unknown region (scored 0, not averaged): "
                      f"{', '.join(summary['empty_unknown'])}")

@@ -4,11 +4,14 @@
   named inputs ``img`` (N x 3 x H x W) and ``trimap`` (N x 1 x H x W), batch, height and width
   dynamic unless a fixed ``input_shape`` is asked for.
 * :func:`check_parity` runs the saved graph through a :class:`MattingPredictor` and the
-  dynamic-graph model on the same inputs and returns the largest alpha difference per size.
-* :func:`export_onnx` / :func:`onnx_parity` convert the graph with paddle2onnx and check ONNX
-  Runtime against the dynamic graph with the tie-robust criterion of :mod:`ppmatting.deploy.parity`.
-* :func:`fast_predictor` exports a model to a temporary folder and returns a predictor over it:
-  the fast path of ``tools/predict.py``.
+  dynamic-graph model on the same inputs and compares the alphas with the tie-robust criterion of
+  :func:`ppmatting.deploy.parity.compare_alphas` (a share of pixels within 1/255 and a bounded
+  maximum), per size.
+* :func:`export_checked` = :func:`export_static` + that check + ``deploy.yaml``: what
+  ``tools/export.py`` and the export cache (:mod:`ppmatting.deploy.export_cache`, behind
+  ``tools/predict.py``, ``bg_replace.py`` and ``val.py``) both run.
+* :func:`write_onnx` / :func:`onnx_runner` do the same through paddle2onnx and ONNX Runtime (the
+  paper's decoder is traced with portable unpooling for ONNX; see :func:`write_onnx`).
 """
 import os
 import shutil
@@ -20,17 +23,22 @@ import numpy as np
 
 from ppmatting.deploy.info import (DEPLOY_FILE, build_deploy_dict, load_deploy_info,
                                    write_deploy_yaml)
-from ppmatting.deploy.predictor import MattingPredictor, PredictorOptions, graph_ops
+from ppmatting.deploy.parity import (DEFAULT_MAX_DIFF, DEFAULT_MIN_SHARE, DEFAULT_WITHIN,
+                                     compare_alphas)
+from ppmatting.deploy.predictor import MattingPredictor, PredictorOptions
 from ppmatting.core.loader import not_a_network_message
 from ppmatting.utils.errors import InputError, PPMattingError
 
 MODEL_PREFIX = "model"
 PADDLE_FILES = ("model.json", "model.pdiparams")
 ONNX_FILE = "model.onnx"
-DEFAULT_TOLERANCE = 1e-4
-# Three check sizes (N, H, W): a batch of two, and one size that is not a multiple of 32 (the
-# graph is fed unpadded there, so the exported unpool / resize must follow the real size).
-DEFAULT_CHECK_SHAPES = ((1, 128, 128), (2, 96, 160), (1, 100, 75))
+# Check sizes (N, H, W): one of a realistic size (near-tie max-pool flips move a few pixels at
+# any size; a real difference moves most of them, which a share of pixels shows best on many
+# pixels), a batch of two, and one size that is not a multiple of 32 (the graph is fed unpadded
+# there, so the exported unpool / resize must follow the real size).
+DEFAULT_CHECK_SHAPES = ((1, 256, 256), (2, 96, 160), (1, 100, 75))
+# The export cache's check: the realistic size alone (run once per weights).
+CACHE_CHECK_SHAPES = ((1, 256, 256),)
 ONNX_OPSET = 13
 
 
@@ -126,10 +134,24 @@ def dygraph_alpha(model, img, trimap):
         return model(paddle.to_tensor(img), paddle.to_tensor(trimap))["alpha"].numpy()
 
 
-def alpha_pairs(model, run_fn, shapes, seed=0):
-    """For each (N, H, W) in ``shapes``: ``((N, H, W), alpha_dygraph, alpha_exported)`` on the
-    same :func:`check_inputs`. ``run_fn(img, trimap) -> alpha`` is the exported graph (a
-    predictor's or ONNX Runtime's ``run``); a wrong output shape is a :class:`PPMattingError`."""
+def parity_criterion(within=DEFAULT_WITHIN, min_share=DEFAULT_MIN_SHARE,
+                     max_diff=DEFAULT_MAX_DIFF):
+    """The keyword arguments of :func:`~ppmatting.deploy.parity.compare_alphas`, checked."""
+    if not (float(within) >= 0 and 0 < float(min_share) <= 1 and float(max_diff) >= 0):
+        raise InputError(f"parity check: need within >= 0, 0 < min_share <= 1 and max_diff >= 0; "
+                         f"got {within:g}, {min_share:g}, {max_diff:g}")
+    return {"within": float(within), "min_share": float(min_share), "max_diff": float(max_diff)}
+
+
+def check_parity(model, run_fn, shapes=DEFAULT_CHECK_SHAPES, seed=0, criterion=None):
+    """Compare ``run_fn`` (the exported graph, e.g. a predictor's ``run``) with the dynamic graph
+    on realistic inputs of each (N, H, W) in ``shapes``.
+
+    Returns ``[((N, H, W), Parity), ...]`` (:class:`~ppmatting.deploy.parity.Parity`: share of
+    pixels within ``within``, max and mean difference, and ``ok``).
+    """
+    criterion = criterion or parity_criterion()
+    results = []
     for index, (batch, height, width) in enumerate(shapes):
         img, trimap = check_inputs(model, batch, height, width, seed=seed + index)
         expected = dygraph_alpha(model, img, trimap)
@@ -137,17 +159,29 @@ def alpha_pairs(model, run_fn, shapes, seed=0):
         if got.shape != expected.shape:
             raise PPMattingError(f"exported graph returned shape {got.shape} for input "
                                  f"{img.shape}; the dynamic graph returns {expected.shape}")
-        yield (batch, height, width), expected, got
+        results.append(((batch, height, width), compare_alphas(expected, got, **criterion)))
+    return results
 
 
-def check_parity(model, run_fn, shapes=DEFAULT_CHECK_SHAPES, seed=0):
-    """Largest |alpha_static - alpha_dygraph| for each (N, H, W) in ``shapes``.
+def parity_failure(what, results):
+    """The one-line error for the first failed size of ``results``, or None when all pass."""
+    for (batch, height, width), parity in results:
+        if not parity.ok:
+            return (f"{what} differs from the dynamic graph at {batch}x3x{height}x{width}: "
+                    f"{parity.describe()}")
+    return None
 
-    ``run_fn(img, trimap) -> alpha`` is the exported graph (a predictor's ``run``). Returns
-    ``[((N, H, W), max_diff), ...]``.
-    """
-    return [(shape, float(np.abs(got - expected).max()))
-            for shape, expected, got in alpha_pairs(model, run_fn, shapes, seed)]
+
+def _log_parity(log, engine, results):
+    for (batch, height, width), parity in results:
+        log(f"  {engine} check {batch}x3x{height}x{width}: {parity.describe()}")
+
+
+def _check_record(results, criterion):
+    """What deploy.yaml records of a passed check."""
+    return {"criterion": dict(criterion), "sizes": [list(s) for s, _ in results],
+            "max_alpha_diff": max(p.max_diff for _, p in results),
+            "min_share_within": min(p.share_within for _, p in results)}
 
 
 def parse_check_sizes(texts, input_shape=None):
@@ -254,73 +288,24 @@ def onnx_runner(onnx_file, options=None):
     return run
 
 
-def onnx_parity(model, run_fn, shapes, seed=0):
-    """ONNX Runtime against the dynamic graph with the tie-robust criterion
-    (:func:`ppmatting.deploy.parity.compare_alphas` over every output pixel, default thresholds).
-
-    A plain max-difference test fails the paper's DIM for no real reason: ORT's convolutions round
-    differently from Paddle's, so a 2x2 window whose two largest values are a rounding step apart
-    can pick the other maximum, and the pixels that unpooled value reaches move by up to a few
-    hundredths while all others agree to ~1e-6. Returns ``[((N, H, W), Parity), ...]``.
-    """
-    from ppmatting.deploy.parity import compare_alphas
-
-    return [(shape, compare_alphas(expected, got))
-            for shape, expected, got in alpha_pairs(model, run_fn, shapes, seed)]
-
-
-def _export_and_check_onnx(model, save_dir, shapes, options, log, input_shape=None):
-    """Write ``model.onnx`` beside the Paddle export and check it; returns (file name, summary
-    for deploy.yaml's ``check``). On a failed check the file is removed and
-    :class:`PPMattingError` says by how much it differs."""
-    onnx_file = write_onnx(model, save_dir, input_shape)
-    path = os.path.join(save_dir, onnx_file)
-    try:
-        results = onnx_parity(model, onnx_runner(path, options), shapes)
-    except Exception:
-        os.unlink(path)
-        raise
-    for (batch, height, width), parity in results:
-        log(f"  ONNX Runtime check {batch}x3x{height}x{width}: {parity.describe()}")
-    failed = [(shape, parity) for shape, parity in results if not parity.ok]
-    if failed:
-        os.unlink(path)
-        (batch, height, width), parity = failed[0]
-        raise PPMattingError(f"{path}: ONNX Runtime differs from the dynamic graph at "
-                             f"{batch}x3x{height}x{width}: {parity.describe()}; removed")
-    worst_share = min(parity.share_within for _, parity in results)
-    worst_max = max(parity.max_diff for _, parity in results)
-    log(f"wrote {path}; ONNX Runtime (CPU) matches the dynamic graph: at least "
-        f"{worst_share:.4%} of pixels within 1/255, largest difference {worst_max:.3g}")
-    summary = {"onnx_max_alpha_diff": worst_max, "onnx_min_share_within": worst_share,
-               "onnx_criterion": {key: value for key, value in results[0][1].as_dict().items()
-                                  if key in ("within", "min_share", "max_allowed")}}
-    return onnx_file, summary
-
-
 # ---- the whole export ----------------------------------------------------------------------------
-def export_model(model, save_dir, input_shape=None, check_shapes=None,
-                 tolerance=DEFAULT_TOLERANCE, fmt="paddle", config_path=None, weights=None,
-                 options=None, log=print):
-    """Export, check against the dynamic graph, and write deploy.yaml.
+def export_checked(model, save_dir, input_shape=None, check_shapes=None, criterion=None,
+                   config_path=None, weights=None, options=None, log=None):
+    """Export ``model`` to Paddle Inference in ``save_dir``, check the saved graph against the
+    dynamic graph (:func:`check_parity`) and, when it passes, write deploy.yaml with the check's
+    numbers. Returns ``(files, predictor, check)``.
 
-    ``fmt`` is ``paddle`` or ``onnx`` (ONNX is converted from the Paddle export, so both are
-    written). ``log`` receives progress lines. Returns the loaded
-    :class:`~ppmatting.deploy.info.DeployInfo`. Raises :class:`PPMattingError` when the largest
-    alpha difference exceeds ``tolerance`` (deploy.yaml is then not written, so a failed export
-    cannot be deployed by mistake).
+    Raises :class:`PPMattingError` saying what differed when the check fails; deploy.yaml is then
+    not written, so a failed export cannot be deployed by mistake.
     """
-    if not getattr(model, "is_network", False):
-        raise PPMattingError(not_a_network_message(model, config_path or "the config"))
-    if fmt not in ("paddle", "onnx"):
-        raise InputError(f"--format '{fmt}': expected paddle or onnx")
+    log = log or (lambda line: None)
+    criterion = criterion or parity_criterion()
     shapes = [tuple(s) for s in (check_shapes or parse_check_sizes(None, input_shape))]
     stale = os.path.join(save_dir, DEPLOY_FILE)
     if os.path.exists(stale):
         os.unlink(stale)  # a deploy.yaml must never describe files from an earlier export
     files = export_static(model, save_dir, input_shape)
     log(f"wrote {', '.join(os.path.join(save_dir, f) for f in files)}")
-
     # load exactly what was written, through the same predictor infer.py builds
     probe = build_deploy_dict(model, files, output_name=None, input_shape=input_shape,
                               config_path=config_path, weights=weights)
@@ -328,53 +313,73 @@ def export_model(model, save_dir, input_shape=None, check_shapes=None,
     try:
         predictor = MattingPredictor(load_deploy_info(save_dir), options or PredictorOptions())
         log(f"predictor: {', '.join(predictor.notes)}")
-        results = check_parity(model, predictor.run, shapes)
+        results = check_parity(model, predictor.run, shapes, criterion=criterion)
     finally:
         os.unlink(stale)
-    worst = max(diff for _, diff in results)
-    for (batch, height, width), diff in results:
-        log(f"  check {batch}x3x{height}x{width}: max |alpha_static - alpha_dygraph| = {diff:.3g}")
-    log(f"largest alpha difference from the dynamic graph: {worst:.3g} (tolerance {tolerance:g})")
-    if not worst <= tolerance:
-        raise PPMattingError(f"{save_dir}: the exported graph differs from the dynamic graph by "
-                             f"{worst:.3g} > {tolerance:g}; deploy.yaml not written")
-    check = {"max_alpha_diff": worst, "tolerance": float(tolerance),
-             "sizes": [list(s) for s, _ in results], "predictor": list(predictor.notes)}
-    common = dict(output_name=predictor.output_name, input_shape=input_shape,
-                  config_path=config_path, weights=weights)
-    # the Paddle export is complete and checked: describe it now, so that a failing ONNX
-    # conversion below leaves a deployable folder
-    path = write_deploy_yaml(save_dir, build_deploy_dict(model, files, check=check, **common))
+    _log_parity(log, "Paddle Inference", results)
+    failure = parity_failure(f"{save_dir}: the exported Paddle Inference graph", results)
+    if failure:
+        raise PPMattingError(f"{failure}; deploy.yaml not written. The export does not compute "
+                             f"the same network: report it with the Paddle version, or run the "
+                             f"dynamic graph (--dygraph)")
+    check = dict(_check_record(results, criterion), predictor=list(predictor.notes))
+    log(f"largest alpha difference from the dynamic graph: {check['max_alpha_diff']:.3g}; "
+        f"smallest share of pixels within {criterion['within'] * 255:.3g}/255: "
+        f"{check['min_share_within']:.4%} (criterion: share >= {criterion['min_share']:.2%}, "
+        f"max <= {criterion['max_diff']:g})")
+    write_deploy_yaml(save_dir, build_deploy_dict(
+        model, files, check=check, output_name=predictor.output_name, input_shape=input_shape,
+        config_path=config_path, weights=weights))
+    return files, predictor, check
+
+
+def export_model(model, save_dir, input_shape=None, check_shapes=None, criterion=None,
+                 fmt="paddle", config_path=None, weights=None, options=None, log=print):
+    """Export, check against the dynamic graph, and write deploy.yaml (:func:`export_checked`).
+
+    ``fmt`` is ``paddle`` or ``onnx`` (ONNX is converted from the Paddle export, so both are
+    written). ``criterion``: :func:`parity_criterion` keywords. ``log`` receives progress lines.
+    Returns the loaded :class:`~ppmatting.deploy.info.DeployInfo`. Raises
+    :class:`PPMattingError` when a check fails.
+    """
+    if not getattr(model, "is_network", False):
+        raise PPMattingError(not_a_network_message(model, config_path or "the config"))
+    if fmt not in ("paddle", "onnx"):
+        raise InputError(f"--format '{fmt}': expected paddle or onnx")
+    criterion = criterion or parity_criterion()
+    shapes = [tuple(s) for s in (check_shapes or parse_check_sizes(None, input_shape))]
+    files, predictor, check = export_checked(model, save_dir, input_shape, shapes, criterion,
+                                             config_path, weights, options, log)
+    path = os.path.join(save_dir, DEPLOY_FILE)
     log(f"wrote {path}")
 
     if fmt == "onnx":
+        common = dict(output_name=predictor.output_name, input_shape=input_shape,
+                      config_path=config_path, weights=weights)
+        onnx_file = write_onnx(model, save_dir, input_shape)
+        onnx_path = os.path.join(save_dir, onnx_file)
         # ORT is checked in fp32 with the threads asked for (precision options are Paddle's)
         ort_options = PredictorOptions(cpu_threads=getattr(options, "cpu_threads", None))
-        onnx_file, onnx_check = _export_and_check_onnx(model, save_dir, shapes, ort_options, log,
-                                                       input_shape)
-        check.update(onnx_check)
+        try:
+            onnx_results = check_parity(model, onnx_runner(onnx_path, ort_options), shapes,
+                                        criterion=criterion)
+        except Exception:
+            os.unlink(onnx_path)
+            raise
+        _log_parity(log, "ONNX Runtime", onnx_results)
+        failure = parity_failure(f"{onnx_path}: ONNX Runtime", onnx_results)
+        if failure:
+            os.unlink(onnx_path)
+            raise PPMattingError(f"{failure}; removed")
+        record = _check_record(onnx_results, criterion)
+        log(f"wrote {onnx_path}; ONNX Runtime (CPU) matches the dynamic graph: at least "
+            f"{record['min_share_within']:.4%} of pixels within {criterion['within'] * 255:.3g}/255, "
+            f"largest difference {record['max_alpha_diff']:.3g}")
+        check["onnx"] = record
+        check.update(onnx_max_alpha_diff=record["max_alpha_diff"],
+                     onnx_min_share_within=record["min_share_within"],
+                     onnx_criterion=dict(criterion))
         path = write_deploy_yaml(save_dir, build_deploy_dict(
             model, files + [onnx_file], onnx_file=onnx_file, check=check, **common))
         log(f"updated {path} (adds {onnx_file})")
     return load_deploy_info(path)
-
-
-def fast_predictor(model, options=None, check_shape=(1, 64, 64), tolerance=DEFAULT_TOLERANCE):
-    """A :class:`MattingPredictor` for an in-memory DIM: exports it to a temporary folder, builds
-    the predictor (which reads the files once), checks one small size against the dynamic graph,
-    and removes the folder. ``predictor.predict(image01, trimap_u8)`` then replaces
-    ``model.predict`` at several times the speed on CPU.
-    """
-    folder = tempfile.mkdtemp(prefix="ppmatting-export-")
-    try:
-        files = export_static(model, folder)
-        write_deploy_yaml(folder, build_deploy_dict(model, files, output_name=None))
-        predictor = MattingPredictor(load_deploy_info(folder), options or PredictorOptions())
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    if check_shape:
-        [(_, diff)] = check_parity(model, predictor.run, [check_shape])
-        if not diff <= tolerance:
-            raise PPMattingError(f"the exported predictor differs from the dynamic graph by "
-                                 f"{diff:.3g} > {tolerance:g}")
-    return predictor

@@ -40,3 +40,27 @@ def hw(text):
     if height < 1 or width < 1:
         raise argparse.ArgumentTypeError(f"expected positive HxW, got '{text}'")
     return height, width
+
+
+def add_tiling_arguments(parser, tiling_help=None):
+    """``--tiling --tile_size --tile_margin --max_memory_gb``: how a network runs on large photos
+    (``ppmatting.deploy.tiling``). Defaults are None so that the config's ``test_config`` keys of
+    the same names apply when a flag is not given."""
+    from ppmatting.deploy.tiling import DEFAULT_MARGINS, TILING_MODES
+
+    group = parser.add_argument_group("large photos (networks)")
+    group.add_argument("--tiling", choices=TILING_MODES, default=None,
+                       help=tiling_help or "auto (default): the whole image when it fits the "
+                       "memory budget and is not slower, else tiles guided by the trimap; on: "
+                       "always tiles; off: never")
+    group.add_argument("--tile_size", type=int, default=None, metavar="PX",
+                       help="largest tile core in pixels, a multiple of 32 (default: the "
+                            "largest that fits the budget and runs fewest pixels)")
+    group.add_argument("--tile_margin", type=int, default=None, metavar="PX",
+                       help="context around each tile core, a multiple of 32 (default: "
+                            + ", ".join(f"{v} for {k}" for k, v in DEFAULT_MARGINS.items())
+                            + " DIM, measured to keep tiles equal to the whole image)")
+    group.add_argument("--max_memory_gb", type=float, default=None, metavar="GB",
+                       help="peak memory allowed (default: this process plus 70%% of the memory "
+                            "available)")
+    return parser
