@@ -229,3 +229,17 @@ def test_the_tools_refuse_a_png_bomb_in_one_line(files, monkeypatch, capsys):
         monkeypatch, capsys)
     assert code == 2 and len(err.splitlines()) == 1 and "60000x60000" in err
     assert not (files / "out").exists()
+
+
+def test_a_weights_folder_is_named_as_a_folder_with_the_file_to_give(tmp_path):
+    """--model_path given a checkpoint folder: one line saying so, pointing at the file inside
+    (the export cache hashes the weights before anything else reads them)."""
+    from ppmatting.deploy.export_cache import file_digest
+
+    folder = tmp_path / "iter_100"
+    folder.mkdir()
+    with pytest.raises(InputError, match=r"iter_100: is a folder, expected a weights file$"):
+        file_digest(str(folder))
+    (folder / "model.pdparams").write_bytes(b"x")
+    with pytest.raises(InputError, match=r"a checkpoint folder: give .*iter_100/model.pdparams"):
+        file_digest(str(folder))

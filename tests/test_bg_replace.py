@@ -127,7 +127,8 @@ def test_bg_replace_jpeg_by_extension(scene_dir, tmp_path):
     assert sorted(os.listdir(tmp_path / "o")) == ["photo_alpha.png", "photo_rgba.png", "result.jpg"]
 
 
-@pytest.mark.parametrize("case", ["unreadable", "missing", "bad_colour", "bad_extension"])
+@pytest.mark.parametrize("case", ["unreadable", "missing", "bad_colour", "bad_extension",
+                                  "folder_in_name"])
 def test_bad_background_fails_before_matting_and_writes_nothing(scene_dir, tmp_path, capsys, case):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff not really")
@@ -136,6 +137,8 @@ def test_bad_background_fails_before_matting_and_writes_nothing(scene_dir, tmp_p
         "missing": (str(tmp_path / "nope.jpg"), [], "nope.jpg': file not found"),
         "bad_colour": ("bleu", [], "did you mean blue"),
         "bad_extension": ("white", ["--save_name", "out.gif"], "use a .png or .jpg name"),
+        "folder_in_name": ("white", ["--save_name", "../elsewhere/out.png"],
+                           "give a file name only; the folder goes in --save_dir"),
     }[case]
     out = tmp_path / "out"
     tool = load_tool()

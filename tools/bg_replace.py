@@ -57,7 +57,11 @@ def parse_args(argv=None):
 def composite_paths(save_dir, stem, backgrounds, save_name=None):
     """Output path per background. Raises InputError for an extension that is not PNG or JPEG."""
     if save_name:
-        base, ext = os.path.splitext(os.path.basename(save_name))
+        if os.path.basename(save_name) != save_name or save_name in (".", ".."):
+            # a folder in the name would silently be dropped (or escape --save_dir): refuse it
+            raise InputError(f"--save_name {save_name}: give a file name only; the folder goes in "
+                             f"--save_dir")
+        base, ext = os.path.splitext(save_name)
         if ext.lower() not in OUTPUT_EXTENSIONS:
             raise InputError(f"--save_name {save_name}: use a .png or .jpg name "
                              f"(the extension picks the format)")

@@ -184,7 +184,7 @@ def _timed(function, *args):
 
 def _predict(model, loaded, trimap_radius):
     """Run the model on one sample; returns the alpha on the scoring grid."""
-    from ppmatting.datasets.sample import undo_geometry
+    from ppmatting.transforms.sample import undo_geometry
 
     trimap_u8 = loaded.model_trimap
     if trimap_u8 is None:

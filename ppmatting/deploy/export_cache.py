@@ -49,6 +49,10 @@ def exports_dir():
 
 def file_digest(path, chunk=1 << 22):
     """SHA-256 hex digest of a file's content; a missing file is a one-line InputError."""
+    if os.path.isdir(path):
+        inside = os.path.join(path, "model.pdparams")
+        hint = f" (a checkpoint folder: give {inside})" if os.path.isfile(inside) else ""
+        raise InputError(f"{path}: is a folder, expected a weights file{hint}")
     if not os.path.isfile(path):
         raise InputError(f"{path}: weights file not found")
     digest = hashlib.sha256()
