@@ -2,7 +2,8 @@
 PaddleSeg's) weights, converted them, and the network runs with exactly those numbers".
 
 The source files are written here with random values under the source's own names, spelt out
-from REFERENCE.md sections 1 and 4 (not from ppmatting's name maps), so a wrong map fails.
+from the published files' names (mmediting's DIM checkpoints and PaddleSeg's
+dim-vgg16.pdparams; not from ppmatting's name maps), so a wrong map fails.
 mmediting files are pickled NumPy dicts (a ``state_dict`` with ``module.`` prefixes), so the tests
 need no PyTorch.
 """
@@ -29,7 +30,7 @@ BLOCKS = (2, 2, 3, 3, 3)
 
 
 def mmediting_pairs(with_refiner=True):
-    """[(mmediting name, ppmatting name)] for the paper's DIM (REFERENCE.md section 1)."""
+    """[(mmediting name, ppmatting name)] for the paper's DIM (mmediting's checkpoint names)."""
     pairs = []
     for block, convs in enumerate(BLOCKS, start=1):
         for n in range(convs):  # convs sit at Sequential indices 0, 2, 4 (ReLUs between)
@@ -47,7 +48,7 @@ def mmediting_pairs(with_refiner=True):
 
 
 def paddleseg_pairs():
-    """[(PaddleSeg name, ppmatting name)] for PaddleSeg's DIM (REFERENCE.md section 4)."""
+    """[(PaddleSeg name, ppmatting name)] for PaddleSeg's DIM (its dim-vgg16.pdparams names)."""
     bn = ("weight", "bias", "_mean", "_variance")
     pairs = [(f"backbone._conv_block_{b}._conv_{n + 1}.weight", f"backbone.conv{b}_{n + 1}.weight")
              for b, convs in enumerate(BLOCKS, start=1) for n in range(convs)]

@@ -52,7 +52,8 @@ def make_inputs(height, width, seed=0):
 # ---- the network as published ---------------------------------------------------------------------
 
 def test_parameter_counts_match_the_published_networks(mm_model, ps_model):
-    # REFERENCE.md section 1: mmediting's checkpoint, 50 tensors.
+    # mmediting's published DIM checkpoints: 50 tensors, 26,276,802 values (counted from the
+    # stage-3 file dim_stage3_v16_pln_1x1_1000k_comp1k_SAD-50.6_20200609_111851-647f24b6.pth).
     assert count(mm_model) == 26_276_802
     assert count(mm_model.backbone) == 14_977_920
     assert count(mm_model.decoder) == 11_222_081

@@ -489,9 +489,10 @@ class RandomWalkMatting(ClassicalMatting):
         regularization: added to the row-normalised Laplacian's diagonal (pymatting 1e-8).
         lambda_value: pymatting's soft penalty on the known pixels (default 100, pymatting's
             formulation and result, no faster than pymatting); None = hard constraints, solved on
-            the unknown pixels only (2-3x faster, but the matte differs: mean SAD +4.5% on the
-            bundled val set, because random-walk weights ``exp(-900 d^2)`` nearly cut some
-            unknown pixels off and the soft penalty lets the known ones give way).
+            the unknown pixels only (a smaller system, but the matte differs and its mean SAD on
+            the bundled val set is higher, docs/model_zoo.md: random-walk weights
+            ``exp(-900 d^2)`` nearly cut some unknown pixels off, and the soft penalty lets the
+            known ones give way).
         solver ... guide_eps: see :class:`ClassicalMatting`.
     """
 
@@ -536,8 +537,9 @@ class LargeKernelMatting(ClassicalMatting):
         radius: window radius (pymatting default 10).
         lambda_value: pymatting's soft penalty (its ``estimate_alpha_lkm`` uses 100, the
             default here, for the same result); None = hard constraints on the unknown pixels
-            (mean SAD +14% on the bundled val set: with 21x21 windows the soft penalty lets
-            known pixels near the boundary give way, which these mattes favour).
+            (a higher mean SAD on the bundled val set, docs/model_zoo.md: with 21x21 windows the
+            soft penalty lets known pixels near the boundary give way, which these mattes
+            favour).
         rtol, max_iterations, solve_scale ...: see :class:`ClassicalMatting`.
     """
 

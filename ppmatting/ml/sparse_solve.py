@@ -214,10 +214,11 @@ def direct_solve(matrix, rhs, info=None, geometry=None):
 
 # ---- memory estimates (bytes), used to refuse before allocating ---------------------------------
 def direct_bytes(n_unknown, nnz):
-    """Exact factors of a 2-D window Laplacian: SuperLU's L and U measured 170-245 entries per
-    unknown pixel at 39k-179k unknowns (~14 log2 n), the multifrontal Cholesky 80-148
-    (``benchmarks/bench_direct_solvers.py``); we budget 20 log2 n at 12 bytes (float64, the
-    fallback) plus 50% workspace."""
+    """Exact factors of a 2-D window Laplacian grow like n log n: the entries per unknown pixel
+    that SuperLU's L and U and the multifrontal Cholesky hold on the val images and the
+    alphamatting photos (``benchmarks/bench_direct_solvers.py``; the counts are in docs/model_zoo.md)
+    all stay below 20 log2 n, which we budget at 12 bytes (float64, the fallback) plus 50%
+    workspace."""
     if n_unknown == 0:
         return 0
     fill = 20.0 * math.log2(max(n_unknown, 2)) * n_unknown + nnz

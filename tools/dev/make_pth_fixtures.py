@@ -17,8 +17,8 @@ another tensor's storage (shared storage), an ``nn.Parameter``, a 0-d and an emp
 where torch is not installed), loads it with ``torch.load(weights_only=True)`` and checks every
 value and dtype; exits 1 on any difference.
 
-``--dim``: a full-size checkpoint of the paper's DIM under mmediting's names (REFERENCE: mmediting's
-DIM, 50 tensors, 26,276,802 parameters) with seeded random values, for trying
+``--dim``: a full-size checkpoint of the paper's DIM under mmediting's names (mmediting's
+published DIM: 50 tensors, 26,276,802 parameters) with seeded random values, for trying
 ``tools/convert_weights.py --from mmediting`` without the published file.
 """
 import argparse
@@ -129,7 +129,7 @@ def check_forge(tmp):
 
 
 def dim_checkpoint(path, seed=0):
-    """Random weights under mmediting's DIM names (REFERENCE section 1)."""
+    """Random weights under mmediting's DIM names (the published checkpoints' layout)."""
     generator = torch.Generator().manual_seed(seed)
     shapes = OrderedDict()
     channels = [(4, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),

@@ -4,9 +4,10 @@ Two layouts, one class:
 
 * :class:`VGG16` -- the paper's / mmediting's encoder: convs with bias, ``conv6`` 1x1 + ReLU.
   Its tensors map 1:1 to mmediting's ``backbone.encoder.layer{b}.{0,2,4}`` and ``.conv6``
-  (REFERENCE.md section 1).
+  (mmediting's DIM, ``mmedit/models/backbones/encoder_decoders/encoders/vgg.py``;
+  its published checkpoints hold 14,977,920 encoder values).
 * :class:`PaddleSegVGG16` -- PaddleSeg's encoder: convs without bias, ``conv6`` 3x3 + ReLU
-  (PaddleSeg's ``_conv_6``; REFERENCE.md section 4).
+  (PaddleSeg's ``_conv_6`` in ``Matting/ppmatting/models/backbone/vgg.py``).
 
 Both return the same triple so every decoder can use either: ``(out, skips, indices)`` where
 ``skips[i]`` is block ``i+1``'s feature before pooling (its shape also tells the decoder the size to

@@ -1,6 +1,6 @@
 """PaddleSeg's DIM refiner: four 3x3 conv + BN + ReLU on (RGB, alpha), added to the alpha.
 
-REFERENCE.md section 4. The last block ends in a ReLU, so the correction is >= 0: this refiner can
+PaddleSeg's ``Refine`` in ``Matting/ppmatting/models/dim.py``. The last block ends in a ReLU, so the correction is >= 0: this refiner can
 only raise alpha. The model clips the sum to [0, 1] in eval mode; training sees the raw sum
 (PaddleSeg's ``alpha_pred``). Names: ``refiner.conv{1,2,3}`` and ``refiner.alpha_pred``, each with
 ``.conv`` and ``.bn`` (PaddleSeg: ``refine.*._conv`` / ``._batch_norm``).

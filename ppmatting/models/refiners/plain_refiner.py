@@ -1,6 +1,7 @@
 """DIM's refinement stage: four 3x3 convs on (RGB, stage-1 alpha) that predict a correction.
 
-REFERENCE.md section 1 (mmediting ``PlainRefiner``): ``refine_conv1..3`` 3x3 + ReLU, ``refine_pred``
+mmediting's ``PlainRefiner`` (``mmedit/models/components/refiners/plain_refiner.py``; names as in
+its published checkpoints): ``refine_conv1..3`` 3x3 + ReLU, ``refine_pred``
 3x3 -> 1 channel. Where the correction is added is a choice:
 
 * ``skip="logit"`` (the published mmediting checkpoints): refined = sigmoid(alpha_logit + pred).
