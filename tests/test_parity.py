@@ -20,17 +20,26 @@ def test_identical_and_rounding_noise_pass():
 
 
 def test_a_near_tie_flip_passes_but_a_real_difference_fails():
-    a = _alpha()
+    a = np.clip(_alpha(), 0.0, 0.6)
     flip = a.copy()
-    flip[0, 0, 40:43, 60:63] += 0.06  # 9 pixels moved by a max-pool flip: 0.05% of 16384
+    # a max-pool flip spread by the decoder, like the worst one measured (docs/deploy.md section
+    # 7): a 20x20 patch (2.4% of 16384 pixels) moved by about 0.02, its centre by up to 0.38
+    flip[0, 0, 40:60, 60:80] += 0.02
+    flip[0, 0, 49:52, 69:72] += 0.36
     result = compare_alphas(a, flip)
     assert result.ok, result.describe()
-    assert result.max_diff == pytest.approx(0.06, abs=1e-6)
+    assert result.max_diff == pytest.approx(0.38, abs=1e-6) and result.share_within < 0.99
     shifted = np.clip(a + 0.01, 0, 1)  # every pixel off by 2.5/255: another network
     assert not compare_alphas(a, shifted).ok
+    slightly = a + 0.9 / 255  # every pixel within 1/255, but all of them off: mean too large
+    result = compare_alphas(a, slightly)
+    assert result.share_within == 1.0 and not result.ok, result.describe()
+    border = a.copy()
+    border[..., :, :8] += 0.05  # a border band wrong (6% of the pixels): e.g. another padding
+    assert not compare_alphas(a, border).ok
     spike = a.copy()
-    spike[0, 0, 5, 5] += 0.5  # one pixel wildly off: bounded maximum
-    assert not compare_alphas(a, spike).ok
+    spike[0, 0, 5, 5] += 0.5  # a bound on the maximum, when asked for
+    assert compare_alphas(a, spike).ok and not compare_alphas(a, spike, max_diff=0.1).ok
 
 
 def test_mask_restricts_the_comparison_and_shapes_must_agree():
@@ -94,7 +103,7 @@ def test_check_parity_accepts_a_tie_flip_and_names_a_real_difference(exported_di
     results = check_parity(model, other_network, shapes)
     message = parity_failure("the exported graph", results)
     assert message.startswith("the exported graph differs from the dynamic graph at 1x3x96x96: ")
-    assert "0.0000% of 9216 pixels within 1/255 (need 99.90%)" in message
+    assert "0.0000% of 9216 pixels within 1/255 (need 95.00%)" in message
 
 
 def test_export_cache_is_safe_when_two_processes_race(exported_dim, tmp_path, monkeypatch):
