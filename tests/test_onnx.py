@@ -151,7 +151,7 @@ def test_infer_onnxruntime_writes_the_paddle_backends_files(onnx_export, tmp_pat
         trimap[2 * height // 5:3 * height // 5, 2 * width // 5:3 * width // 5] = 255
         cv2.imwrite(str(trimaps / f"{name}.png"), trimap)
     outputs = {}
-    for backend in ("onnxruntime", None):  # None: the default engine
+    for backend in ("onnxruntime", "paddle", None):  # None: the default, auto
         out = tmp_path / str(backend)
         chosen = ["--backend", backend] if backend else []
         assert infer.main(["--config", str(onnx_export["save_dir"] / "deploy.yaml"),
@@ -160,12 +160,17 @@ def test_infer_onnxruntime_writes_the_paddle_backends_files(onnx_export, tmp_pat
                            "--background", "white"] + chosen) == 0
         text = capsys.readouterr().out
         assert "saved 3 result(s)" in text
-        engine = "ONNX Runtime" if backend else "Paddle Inference"  # the default: Paddle
+        # auto takes ONNX Runtime for this CPU fp32 job on an export with model.onnx
+        engine = "Paddle Inference" if backend == "paddle" else "ONNX Runtime"
         assert f"via {engine}" in text
-        outputs[backend or "paddle"] = out
+        if backend is None:
+            assert "backend onnxruntime (model.onnx on CPU in fp32: the faster fp32 engine" in text
+        else:
+            assert f"backend {backend} (asked for)" in text
+        outputs[backend or "auto"] = out
     for name in ("fox", "emu", "gnu"):
         files = {backend: sorted(os.listdir(folder)) for backend, folder in outputs.items()}
-        assert files["onnxruntime"] == files["paddle"]
+        assert files["onnxruntime"] == files["paddle"] == files["auto"]
         ort_alpha = cv2.imread(str(outputs["onnxruntime"] / f"{name}_alpha.png"), 0)
         paddle_alpha = cv2.imread(str(outputs["paddle"] / f"{name}_alpha.png"), 0)
         parity = compare_alphas(paddle_alpha / 255.0, ort_alpha / 255.0)
@@ -269,3 +274,21 @@ def test_infer_onnxruntime_tiles_like_the_paddle_backend(onnx_export, tmp_path, 
     assert (alphas["onnxruntime"][trimap == 0] == 0).all()
     parity = compare_alphas(alphas["paddle"], alphas["onnxruntime"])
     assert parity.ok, parity.describe()
+
+
+def test_auto_backend_takes_onnxruntime_only_where_it_can_run_the_job(monkeypatch):
+    from types import SimpleNamespace
+
+    from ppmatting.deploy import backends
+    from ppmatting.deploy.predictor import PredictorOptions
+
+    with_onnx, paddle_only = SimpleNamespace(onnx_file="model.onnx"), SimpleNamespace(onnx_file=None)
+    assert backends.choose_backend(with_onnx)[0] == "onnxruntime"
+    assert backends.choose_backend(paddle_only) == (
+        "paddle", "the export has no model.onnx (tools/export.py --format onnx adds it)")
+    assert backends.choose_backend(with_onnx, PredictorOptions(precision="bf16")) == (
+        "paddle", "bf16 runs on Paddle Inference")
+    monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name: None)
+    assert backends.choose_backend(with_onnx)[1].startswith("onnxruntime is not installed")
+    with pytest.raises(backends.InputError, match="--backend 'tensorrt': expected one of auto"):
+        backends.create_predictor(with_onnx, None, "tensorrt")

@@ -19,9 +19,10 @@ photos: --tiling auto (default) runs the whole image when it fits the memory bud
 (--max_memory_gb) and is not slower, else tiles guided by the trimap (--tile_size,
 --tile_margin; tiles of one shape are batched by --batch_size too); see docs/deploy.md.
 
---backend: paddle (Paddle Inference, the default: the faster engine here, docs/deploy.md) or
-onnxruntime (CPU fp32 on the export's model.onnx, written by tools/export.py --format onnx). Both
-give the same alpha and write the same files.
+--backend: auto (default) runs ONNX Runtime on the export's model.onnx (tools/export.py --format
+onnx) when the job is CPU fp32 and onnxruntime is installed (the faster fp32 engine here,
+docs/deploy.md section 6), else Paddle Inference; it prints which and why. paddle or onnxruntime
+forces one. Both give the same alpha and write the same files.
 
 CPU: --cpu_threads, --enable_mkldnn (oneDNN, default on), --precision fp32 or bf16 (AVX512-BF16).
 GPU: --device gpu --gpu_mem MB, --precision fp16, --use_trt with --trt_min_shape / --trt_opt_shape /
@@ -55,8 +56,9 @@ def parse_args(argv=None):
                         help="a trimap (one photo) or a folder of trimaps named like the photos")
     parser.add_argument("--save_dir", default="output/infer", help="output folder")
     parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
-                        help="paddle (Paddle Inference, default) or onnxruntime (the export's "
-                             "model.onnx from tools/export.py --format onnx; CPU fp32)")
+                        help="auto (default: onnxruntime for CPU fp32 when the export has "
+                             "model.onnx and onnxruntime is installed, else paddle), paddle "
+                             "(Paddle Inference) or onnxruntime (CPU fp32)")
     parser.add_argument("--device", choices=DEVICES, default="cpu")
     parser.add_argument("--cpu_threads", type=int, default=None,
                         help="CPU math threads (default: all cores)")
@@ -187,7 +189,8 @@ def main(argv=None):
                                trt_min_hw=args.trt_min_shape, trt_opt_hw=args.trt_opt_shape,
                                trt_max_hw=args.trt_max_shape, trt_max_batch=args.batch_size)
     predictor = create_predictor(info, options, args.backend)
-    print(f"{len(jobs)} photo(s); backend {args.backend}: {predictor.description}", flush=True)
+    print(f"{len(jobs)} photo(s); backend {predictor.backend} ({predictor.backend_reason}): "
+          f"{predictor.description}", flush=True)
     from ppmatting.core.writer import Composite, ResultWriter
     composites = [Composite(background, "{name}_composite.png")] if background else []
     writer = ResultWriter(args.save_dir, composites=composites, fg_estimate=args.fg_estimate)
