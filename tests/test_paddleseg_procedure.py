@@ -316,7 +316,7 @@ def test_export_and_infer_give_paddlesegs_alpha_on_both_engines(setup, tmp_path,
         assert infer.main(["--config", str(save_dir), "--image_path", str(work / "image"),
                            "--trimap_path", str(work / "trimap"), "--save_dir", str(out),
                            "--backend", backend, "--fg_estimate", "false"]) == 0
-        assert f"backend {backend}:" in capsys.readouterr().out
+        assert f"backend {backend} (asked for):" in capsys.readouterr().out
         for name, (_, _, trimap_u8) in setup["photos"].items():
             _assert_png_is_paddlesegs(_read_u8(out / f"{name}_alpha.png"),
                                       setup["expected"][name], trimap_u8, f"{backend} {name}")

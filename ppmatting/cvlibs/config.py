@@ -225,7 +225,12 @@ class Config:
         self._model = None
 
     def where(self, key):
-        return f"{os.path.relpath(self.path) if not self.path.startswith('..') else self.path}: {key}"
+        """``path: key`` for messages: the path relative to the working folder when the config is
+        inside it, else as given."""
+        shown = os.path.relpath(self.path)
+        if shown.startswith(".."):
+            shown = self.path
+        return f"{shown}: {key}"
 
     def _validate(self):
         for key, value in self.dic.items():
