@@ -11,11 +11,14 @@
 
 Photos are made from the bundled demo data: ``data/matting_demo/demo/new_background.jpg`` scaled to
 the photo size (plus fine noise for texture), with the demo subject (``demo.png`` and its alpha)
-composited over 60% of the height. Two trimaps per photo:
+composited over 60% of the height. Two trimaps per photo (a third on request):
 
 * **wide**: about 10% unknown pixels spread over the whole image: a band along the subject's
   silhouette plus a grid of unknown discs every 256 pixels, so every tile holds unknown pixels;
 * **thin**: about 3%: a band along the silhouette only.
+* **detail** (``--trimaps detail``): the thin band over the top fifth of the subject only (hair
+  retouched, the rest of the mask already right), so few tiles hold unknown pixels: the case of
+  the skipped-tiles goal.
 
 Weights: DIM with seeded random weights rescaled layer by layer so that every convolution's output
 has unit spread on a probe image (LSUV, Mishkin & Matas, ICLR 2016). The default initialisation
@@ -88,7 +91,8 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", type=hw,
                         default=[(1536, 2048), (2160, 3840), (4000, 6000)], metavar="HxW")
-    parser.add_argument("--trimaps", nargs="+", choices=("wide", "thin"), default=["wide", "thin"])
+    parser.add_argument("--trimaps", nargs="+", choices=("wide", "thin", "detail"),
+                        default=["wide", "thin"])
     parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"),
                         default=["fp32", "bf16"])
     parser.add_argument("--variant", choices=sorted(CONFIGS), default="mmediting")
@@ -193,7 +197,7 @@ def make_scene(height, width, seed=0):
 
 
 def make_trimaps(alpha01):
-    """{"wide": trimap_u8, "thin": trimap_u8} for a subject alpha (module docstring)."""
+    """{"wide", "thin", "detail"} -> trimap_u8 for a subject alpha (module docstring)."""
     import cv2
 
     inside = (alpha01 > 0.5).astype(np.uint8)
@@ -207,6 +211,13 @@ def make_trimaps(alpha01):
         trimap = np.where(inside > 0, 255, 0).astype(np.uint8)
         trimap[band] = 128
         trimaps[name] = trimap
+    # detail: the thin band over the top fifth of the subject's height only
+    rows = np.flatnonzero(inside.any(axis=1))
+    top = rows[0] + (rows[-1] - rows[0]) // 5 if rows.size else 0
+    detail = trimaps["thin"].copy()
+    below = np.arange(height)[:, None] > top
+    detail[below & (detail == 128)] = np.where(inside > 0, 255, 0)[below & (detail == 128)]
+    trimaps["detail"] = detail
     # wide: add unknown discs on a 256-pixel grid over the whole image, ~6% of the pixels
     yy, xx = np.ogrid[:height, :width]
     spacing, radius = 256, 0.14 * 256
