@@ -10,8 +10,8 @@ dense LAPACK/BLAS (``potrf``, ``trsm``, ``syrk``) instead of SciPy's SuperLU, wh
 triangles of an LU and spends most of its time outside dense kernels.
 
 Measured on the bundled val images and the five alphamatting.com photos (22k-179k unknown
-pixels): the float32 factorisation is 3.5-7x faster than SuperLU's
-(``benchmarks/bench_direct_solvers.py``); whole-method timings in docs/model_zoo.md. The numba kernels (``multifrontal_kernels``) compile on first use
+pixels): the float32 factorisation is several times faster than SuperLU's
+(``benchmarks/bench_direct_solvers.py``; its figures and whole-method timings in docs/model_zoo.md). The numba kernels (``multifrontal_kernels``) compile on first use
 and are cached on disk; nothing here runs at ``import ppmatting``.
 """
 import numpy as np

@@ -5,8 +5,8 @@ Measured on the five alphamatting.com photos (800 px wide, 39k-179k unknown pixe
 
 * ``direct``: exact. When the system comes with its pixel geometry (the window Laplacians:
   closed-form, learning-based, random walk), a multifrontal Cholesky over a geometric nested
-  dissection (``multifrontal.py``): its factorisation is 3.5-7x faster than SuperLU's on
-  closed-form systems (``benchmarks/bench_direct_solvers.py``).
+  dissection (``multifrontal.py``): its factorisation is several times faster than SuperLU's on
+  closed-form systems (``benchmarks/bench_direct_solvers.py``; figures in docs/model_zoo.md).
   Otherwise, or if that fails, ``superlu``. Its fill grows like ``n log n``: it is the default up
   to ``DIRECT_MAX_UNKNOWNS``.
 * ``superlu``: sparse LU (SciPy's SuperLU) with a minimum-degree ordering of ``A + A^T`` and no
