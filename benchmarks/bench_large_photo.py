@@ -482,7 +482,7 @@ def _blend_weight(tile, padded, margin):
 CALIBRATION = [("mmediting", "paddle", "fp32"), ("mmediting", "paddle", "bf16"),
                ("mmediting", "dygraph", "fp32"), ("paddleseg", "paddle", "fp32"),
                ("paddleseg", "paddle", "bf16"), ("paddleseg", "dygraph", "fp32"),
-               ("paddleseg", "onnxruntime", "fp32")]
+               ("paddleseg", "onnxruntime", "fp32"), ("mmediting", "onnxruntime", "fp32")]
 CALIBRATION_SIZES = [(512, 512), (1024, 1024)]
 CALIBRATION_CHECK = (768, 1280)
 CALIBRATION_RUNS = (4, 2)  # runs per measurement: exported engines, dynamic graph
@@ -565,16 +565,18 @@ def calibrate(args, work):
     measure the tool's own arrays per photo pixel (``--calibrate --host_only`` for these alone)."""
     import importlib.util
 
-    exports = {}
+    exports, models = {}, {}
     for variant in sorted({c[0] for c in CALIBRATION}):
         folder = os.path.join(work, f"export_{variant}")
-        if not os.path.isfile(os.path.join(folder, "deploy.yaml")):
-            export_trained_like(variant, folder)
+        models[variant] = export_trained_like(variant, folder)
         exports[variant] = folder
     has_onnx = all(importlib.util.find_spec(m) for m in ("paddle2onnx", "onnxruntime"))
-    if has_onnx and not os.path.isfile(os.path.join(exports["paddleseg"], "model.onnx")):
-        from ppmatting.deploy.export import export_onnx
-        export_onnx(exports["paddleseg"])
+    if has_onnx and "onnxruntime" in args.engines:
+        from ppmatting.deploy.export import write_onnx
+
+        for variant, folder in exports.items():  # the paper's ONNX graph: portable unpooling
+            if not os.path.isfile(os.path.join(folder, "model.onnx")):
+                write_onnx(models[variant], folder)
     print("# (variant, engine, precision): EngineFigure(fixed bytes, bytes per pixel), "
           f"from {CALIBRATION_SIZES}; check at {CALIBRATION_CHECK[1]}x{CALIBRATION_CHECK[0]}")
     for variant, engine, precision in ([] if args.host_only else CALIBRATION):

@@ -114,9 +114,10 @@ def test_onnx_predictor_runs_like_the_paddle_predictor(onnx_export):
     info = load_deploy_info(str(onnx_export["save_dir"]))
     engine = OnnxPredictor(info, PredictorOptions(cpu_threads=1))
     assert "via ONNX Runtime" in engine.description and "cpu threads 1" in engine.notes
-    img, trimap = check_inputs(model, 2, 45, 70, seed=5)  # a size the export never checked
+    # a size the export never checked, padded to 32 as the deployed graph always is
+    img, trimap = check_inputs(model, 2, 96, 64, seed=5)
     got = engine.run(img, trimap)
-    assert got.shape == (2, 1, 45, 70)
+    assert got.shape == (2, 1, 96, 64)
     parity = compare_alphas(dygraph_alpha(model, img, trimap), got)
     assert parity.ok, parity.describe()
     # the zoo call shape and batching, against the Paddle engine on the same export
@@ -292,3 +293,16 @@ def test_auto_backend_takes_onnxruntime_only_where_it_can_run_the_job(monkeypatc
     assert backends.choose_backend(with_onnx)[1].startswith("onnxruntime is not installed")
     with pytest.raises(backends.InputError, match="--backend 'tensorrt': expected one of auto"):
         backends.create_predictor(with_onnx, None, "tensorrt")
+
+
+def test_onnx_is_checked_at_the_sizes_the_deployed_graph_receives():
+    from types import SimpleNamespace
+
+    from ppmatting.deploy.export import deployed_sizes
+
+    padded, unpadded = SimpleNamespace(pad_multiple=32), SimpleNamespace(pad_multiple=1)
+    shapes = [(2, 64, 64), (1, 50, 70), (1, 300, 225), (1, 64, 64)]
+    assert deployed_sizes(padded, shapes + [(1, 64, 90)]) == [(2, 64, 64), (1, 64, 96), (1, 320, 256),
+                                                          (1, 64, 64)]  # 64x90 -> 64x96: once
+    assert deployed_sizes(unpadded, shapes) == shapes  # PaddleSeg's graph gets odd sizes
+    assert deployed_sizes(padded, [(1, 50, 70)], input_shape=(1, 3, 50, 70)) == [(1, 50, 70)]

@@ -57,6 +57,9 @@ FIGURES = {
     ("paddleseg", "dygraph", "fp32"): EngineFigure(203e6, 7893.0),  # 7576 vs 7593 MiB
     # ONNX Runtime's arena grows in steps: the line is an upper bound (1552 vs 1760 MiB)
     ("paddleseg", "onnxruntime", "fp32"): EngineFigure(1.4e6, 1876.0),
+    # measured 2026-12-02, nothing else running (`--calibrate --engines onnxruntime`, which
+    # re-measured the row above at 0.6 MB + 1877 B): 1552 vs 1800 MiB, an upper bound likewise
+    ("mmediting", "onnxruntime", "fp32"): EngineFigure(0.0, 1920.0),
 }
 # The tool's own arrays per photo pixel, beyond the photo as read (calibrated like FIGURES):
 # while normalising and padding (temporaries), and while the network runs (the normalised padded
