@@ -2,7 +2,6 @@
 size (refused before decoding), cut-short or unknown headers, and output folders or files that
 cannot be used (an existing file, a file in the path, a folder where a file is expected, a place
 where nothing can be written), for every tool."""
-import importlib.util
 import inspect
 import os
 import struct
@@ -154,11 +153,9 @@ def test_places_where_nothing_can_be_written():
 
 # ---- every tool ------------------------------------------------------------------------------------
 def load_tool(relative):
-    path = os.path.join(ROOT, relative)
-    spec = importlib.util.spec_from_file_location(f"ppm_tool_{os.path.basename(path)[:-3]}", path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    from script_loader import load_script
+
+    return load_script(relative)
 
 
 def run_tool(relative, args, monkeypatch, capsys):

@@ -1,6 +1,5 @@
 """Background replacement: the estimated foreground removes the old background's fringe, and
 tools/bg_replace.py writes what it promises (run as a user would, with closed-form matting)."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -29,11 +28,9 @@ def run_tool(*args, cwd):
 
 
 def load_tool():
-    path = os.path.join(ROOT, "tools", "bg_replace.py")
-    spec = importlib.util.spec_from_file_location("tool_bg_replace", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from script_loader import load_script
+
+    return load_script("tools/bg_replace.py")
 
 
 def hairy_scene(size=(80, 96), seed=7):

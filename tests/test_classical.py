@@ -324,12 +324,9 @@ def _run(args, cwd, subprocess_call):
         out = subprocess.run([sys.executable] + args, cwd=cwd, capture_output=True, text=True,
                              timeout=300)
         return _Result(out.returncode, out.stderr)
-    import importlib.util
+    from script_loader import load_script
 
-    spec = importlib.util.spec_from_file_location(f"tool_{os.path.basename(args[0])[:-3]}",
-                                                  args[0])
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script(os.path.relpath(args[0], ROOT))
     old_cwd = os.getcwd()
     os.chdir(cwd)
     try:

@@ -7,7 +7,6 @@ dim-vgg16.pdparams; not from ppmatting's name maps), so a wrong map fails.
 mmediting files are pickled NumPy dicts (a ``state_dict`` with ``module.`` prefixes), so the tests
 need no PyTorch.
 """
-import importlib.util
 import os
 import pickle
 import subprocess
@@ -85,10 +84,9 @@ def run_tool(*args, cwd):
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("convert_weights_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from script_loader import load_script
+
+    return load_script(os.path.relpath(TOOL, ROOT))
 
 
 def run_tool_inprocess(capsys, *args):

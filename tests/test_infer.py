@@ -21,13 +21,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _load_infer():
-    import importlib.util
+    from script_loader import load_script
 
-    spec = importlib.util.spec_from_file_location(
-        "ppmatting_infer", os.path.join(ROOT, "deploy", "python", "infer.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("deploy/python/infer.py")
 
 
 infer = _load_infer()

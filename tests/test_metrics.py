@@ -288,14 +288,10 @@ def test_fast_conn_equals_reference_when_the_largest_component_is_elsewhere():
 
 def test_benchmark_synthetic_case_has_the_stated_unknown_share():
     # The benchmark's own data generator, at a small size: values agree with the reference.
-    import importlib.util
-    import os
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location("bench_metrics",
-                                                  os.path.join(root, "benchmarks", "bench_metrics.py"))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from script_loader import load_script
+
+    bench = load_script("benchmarks/bench_metrics.py")
     pred, gt, trimap = bench.synthetic_case(size=256, unknown_fraction=0.3, seed=1)
     assert 0.2 < (trimap == 128).mean() < 0.45
     fast = compute_metrics(pred, gt, trimap, ALL)

@@ -3,7 +3,6 @@
 Subprocess runs use closed-form matting (configs/ml/closed_form.yml) on 64-96 px images so that the
 whole file stays fast; error paths run in-process through each tool's ``main``.
 """
-import importlib.util
 import os
 import subprocess
 import sys
@@ -24,10 +23,9 @@ CONFIG = os.path.join(ROOT, "configs", "ml", "closed_form.yml")
 
 
 def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(ROOT, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from script_loader import load_script
+
+    return load_script(f"tools/{name}.py")
 
 
 def run_tool(name, *args, cwd):

@@ -1,8 +1,6 @@
 """tools/prepare_comp1k.py on a miniature Adobe / COCO / VOC tree made here."""
-import importlib.util
 import math
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -11,13 +9,11 @@ from PIL import Image
 from ppmatting.datasets import MattingDataset
 from ppmatting.transforms import LoadImages
 from ppmatting.utils import io
+from script_loader import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-spec = importlib.util.spec_from_file_location("ppm_prepare_comp1k",
-                                              os.path.join(ROOT, "tools", "prepare_comp1k.py"))
-prep = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = prep  # worker processes find process_foreground by module name
-spec.loader.exec_module(prep)
+# registered: worker processes find process_foreground by module name
+prep = load_script("tools/prepare_comp1k.py", name="ppm_prepare_comp1k", register=True)
 
 FG_SIZE = (20, 16)  # PIL (width, height)
 BG_COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (220, 220, 40), (40, 220, 220), (220, 40, 220)]

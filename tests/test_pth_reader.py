@@ -9,7 +9,6 @@ pass it to --model_path, and get that network". Three sources of .pth files:
   script's ``--check-forge``), for full-size DIM checkpoints and for odd layouts;
 * files written by torch at test time, when torch is installed (not on CI).
 """
-import importlib.util
 import os
 import sys
 import zipfile
@@ -155,11 +154,9 @@ def test_torch_reads_what_this_reader_does_not_implement(tmp_path, caplog):
 
 # ---- the published checkpoint's story, full size ------------------------------------------------
 def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"ppm_tool_{name}",
-                                                  os.path.join(ROOT, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from script_loader import load_script
+
+    return load_script(f"tools/{name}.py")
 
 
 @pytest.fixture(scope="module")

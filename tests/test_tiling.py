@@ -6,7 +6,6 @@ the same engine interface as DIM (``DygraphEngine``), so that a 64-pixel margin 
 whole image exactly on images of a few hundred pixels: DIM's own receptive field (~190 px) would
 need photos too large for a unit test (benchmarks/bench_large_photo.py measures DIM itself).
 """
-import math
 import os
 import subprocess
 import sys
@@ -298,7 +297,6 @@ def test_tiling_flags_on_a_classical_method_say_where_its_budget_is():
 def test_infer_batches_the_tiles_of_a_photo_through_the_one_batcher(tmp_path):
     """deploy/python/infer.py's loop: a photo too large for the budget runs in tiles, and tiles
     of one shape share forward calls (--batch_size)."""
-    import importlib.util
 
     from ppmatting.core.predict import collect_jobs
     from ppmatting.core.writer import ResultWriter
@@ -327,10 +325,9 @@ def test_infer_batches_the_tiles_of_a_photo_through_the_one_batcher(tmp_path):
     image01, trimap_u8 = _photo(96, 200, seed=6)
     write_image(str(tmp_path / "p.png"), image01)
     write_image(str(tmp_path / "p_trimap.png"), trimap_u8)
-    spec = importlib.util.spec_from_file_location(
-        "infer_tool", os.path.join(ROOT, "deploy", "python", "infer.py"))
-    infer = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(infer)
+    from script_loader import load_script
+
+    infer = load_script("deploy/python/infer.py")
     jobs = collect_jobs(str(tmp_path / "p.png"), str(tmp_path / "p_trimap.png"))
     options = TilingOptions(tiling="on", tile_size=64, tile_margin=32, progress=False)
     written = infer.run(Counting, jobs, ResultWriter(str(tmp_path / "out"), fg_estimate=False),

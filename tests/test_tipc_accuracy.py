@@ -4,7 +4,6 @@ The lite validation data is made into a temporary folder (test_tipc/make_lite_da
 the untrained network is the one a seeded lite training starts from; both must fail the check
 that the stored SAD of the lite training passes.
 """
-import importlib.util
 import os
 
 import numpy as np
@@ -16,15 +15,13 @@ from ppmatting.cvlibs.config import Config
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"ppm_tipc_{name}",
-                                                  os.path.join(ROOT, "test_tipc", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_tipc_script(name):
+    from script_loader import load_script
+
+    return load_script(f"test_tipc/{name}.py")
 
 
-CHECK = load_script("check_accuracy")
+CHECK = load_tipc_script("check_accuracy")
 MODE = "lite_train_lite_infer"
 
 
@@ -38,7 +35,7 @@ class ConstantAlpha:
 @pytest.fixture(scope="module")
 def lite_root(tmp_path_factory):
     out = tmp_path_factory.mktemp("lite")
-    load_script("make_lite_data").main(["--out", str(out)])
+    load_tipc_script("make_lite_data").main(["--out", str(out)])
     return str(out)
 
 

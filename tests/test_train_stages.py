@@ -3,7 +3,6 @@
 The stages are configs/dim/dim-vgg16.yml's (losses, frozen parts, hand-over from stage to stage);
 the tiny network of tiny_train_net.py stands in for DIM so a three-stage run takes seconds.
 """
-import importlib.util
 import json
 import os
 import shutil
@@ -228,11 +227,9 @@ def test_two_processes_train_the_three_stages_with_evaluation(tmp_path):
 
 # ---- the training curve -------------------------------------------------------------------------------
 def load_plot_tool():
-    spec = importlib.util.spec_from_file_location("ppm_plot_train_log",
-                                                  os.path.join(ROOT, "tools", "plot_train_log.py"))
-    plot_tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(plot_tool)
-    return plot_tool
+    from script_loader import load_script
+
+    return load_script("tools/plot_train_log.py")
 
 
 def test_plot_train_log_draws_one_stage(tmp_path):

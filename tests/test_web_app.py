@@ -307,12 +307,9 @@ def test_result_folders_keep_only_the_last_few(tmp_path):
     (["--opts", "model.epsilon=1e-6"], "error: --opts is not taken here"),
 ])
 def test_web_app_tool_refuses_bad_flags_in_one_line(argv, message, capsys):
-    import importlib.util
+    from script_loader import load_script
 
-    spec = importlib.util.spec_from_file_location("tool_web_app",
-                                                  os.path.join(ROOT, "tools", "web_app.py"))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script("tools/web_app.py")
     with pytest.raises(SystemExit) as exit_info:
         tool.main(argv)
     assert exit_info.value.code == 2

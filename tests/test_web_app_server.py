@@ -114,13 +114,10 @@ def server(tmp_path_factory):
 def predicted_alpha(tmp_path_factory):
     """The demo photo's alpha as ``tools/predict.py`` writes it (uint8 H x W); its ``main`` runs
     in this process, which saves a second interpreter start beside the server's."""
-    import importlib.util
+    from script_loader import load_script
 
     out = tmp_path_factory.mktemp("predict")
-    spec = importlib.util.spec_from_file_location("tool_predict_for_web",
-                                                  os.path.join(ROOT, "tools", "predict.py"))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script("tools/predict.py")
     assert tool.main(["--config", os.path.join(ROOT, "configs", "ml", "closed_form.yml"),
                       "--image_path", PHOTO, "--trimap_path", TRIMAP, "--save_dir", str(out),
                       "--no_rgba", "--quiet"]) == 0

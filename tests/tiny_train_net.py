@@ -4,7 +4,6 @@
 (a batch norm in the backbone), so a training run takes about a second; the losses, frozen parts,
 optimiser and stages come from the real configs/dim files.
 """
-import importlib.util
 import os
 import textwrap
 
@@ -84,10 +83,9 @@ if "TrainTestNet" not in manager.MODELS:
 
 
 def load_train_tool():
-    spec = importlib.util.spec_from_file_location("ppm_tools_train", TRAIN_TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from script_loader import load_script
+
+    return load_script(os.path.relpath(TRAIN_TOOL, ROOT))
 
 
 TRAIN = load_train_tool()
