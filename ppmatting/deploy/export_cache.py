@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import time
 
-from ppmatting.utils.errors import InputError
+from ppmatting.weights.files import check_weights_file
 
 CACHE_ENV = "PPMATTING_CACHE_DIR"
 EXPORT_FORMAT = 1
@@ -48,13 +48,9 @@ def exports_dir():
 
 
 def file_digest(path, chunk=1 << 22):
-    """SHA-256 hex digest of a file's content; a missing file is a one-line InputError."""
-    if os.path.isdir(path):
-        inside = os.path.join(path, "model.pdparams")
-        hint = f" (a checkpoint folder: give {inside})" if os.path.isfile(inside) else ""
-        raise InputError(f"{path}: is a folder, expected a weights file{hint}")
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: weights file not found")
+    """SHA-256 hex digest of a weights file's content; a missing, empty or folder path is a
+    one-line InputError (:func:`~ppmatting.weights.files.check_weights_file`)."""
+    path = check_weights_file(path)
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(chunk), b""):

@@ -41,12 +41,16 @@ def _refused(path, reason):
                       f"containers from weights files; nothing in the file was run)")
 
 
-def _check_file(path):
+def check_weights_file(path):
+    """``path`` as a string when it names a non-empty file, else a one-line :class:`InputError`
+    (a checkpoint folder is named as such, with the file inside to give)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError(f"{path}: weights file not found")
     if os.path.isdir(path):
-        raise InputError(f"{path}: is a folder, expected a weights file")
+        inside = os.path.join(path, "model.pdparams")
+        hint = f" (a checkpoint folder: give {inside})" if os.path.isfile(inside) else ""
+        raise InputError(f"{path}: is a folder, expected a weights file{hint}")
     if os.path.getsize(path) == 0:
         raise InputError(f"{path}: file is empty")
     return path
@@ -58,7 +62,7 @@ def read_pickle_file(path, extra_globals=None):
     ``extra_globals`` adds exact ``(module, name)`` entries for this read (e.g. the checkpoint
     reader's RNG state). Raises a one-line :class:`InputError` naming the file and the reason.
     """
-    path = _check_file(path)
+    path = check_weights_file(path)
     try:
         with open(path, "rb") as handle:
             return safe_pickle.load(handle, os.path.getsize(path), extra_globals)
@@ -141,7 +145,7 @@ def _read_npz(path):
 
 def read_weights_object(path):
     """The whole object in a weights file (any format above), tensors as NumPy arrays."""
-    path = _check_file(path)
+    path = check_weights_file(path)
     with open(path, "rb") as handle:
         magic = handle.read(4)
     if magic == ZIP_MAGIC:
@@ -289,7 +293,7 @@ def read_state_dict(path):
     ``state_dict``; ``module.`` prefixes are removed. Non-tensor entries (metadata) are dropped
     and logged. bfloat16 tensors become float32.
     """
-    path = _check_file(path)
+    path = check_weights_file(path)
     obj = read_weights_object(path)
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         dropped = sorted(str(k) for k in obj if k != "state_dict")
