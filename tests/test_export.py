@@ -270,8 +270,8 @@ def test_onnx_export_of_both_variants(variant, tmp_path):
                         fmt="onnx", log=lines.append)
     assert info.onnx_file and os.path.isfile(info.onnx_file)
     assert "model.onnx" in info.files
-    assert info.check["onnx_min_share_within"] >= 0.999
-    assert info.check["onnx_max_alpha_diff"] <= 0.1
-    assert info.check["onnx_criterion"]["min_share"] == pytest.approx(0.95)
-    assert info.check["onnx_criterion"]["max_mean"] == pytest.approx(0.002)
+    assert info.check["onnx"]["min_share_within"] >= 0.999
+    assert info.check["onnx"]["max_alpha_diff"] <= 0.1
+    assert info.check["onnx"]["criterion"]["min_share"] == pytest.approx(0.95)
+    assert info.check["onnx"]["criterion"]["max_mean"] == pytest.approx(0.002)
     assert sum("ONNX Runtime check" in line for line in lines) == 2

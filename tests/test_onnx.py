@@ -98,8 +98,8 @@ def test_export_tool_writes_and_checks_the_papers_onnx(onnx_export):
         deploy = yaml.safe_load(handle)["Deploy"]
     assert deploy["onnx"] == "model.onnx" and "model.onnx" in deploy["files"]
     assert deploy["variant"] == "mmediting" and deploy["preprocess"]["pad_multiple"] == 32
-    assert deploy["check"]["onnx_min_share_within"] >= 0.999
-    assert deploy["check"]["onnx_max_alpha_diff"] <= 0.1
+    assert deploy["check"]["onnx"]["min_share_within"] >= 0.999
+    assert deploy["check"]["onnx"]["max_alpha_diff"] <= 0.1
     assert not any(name.startswith(".") for name in os.listdir(save_dir))  # no temporary left
     # the Paddle graph keeps the fast scatter; only the ONNX graph has the portable unpooling
     from ppmatting.deploy.predictor import graph_ops

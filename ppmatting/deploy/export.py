@@ -401,10 +401,7 @@ def export_model(model, save_dir, input_shape=None, check_shapes=None, criterion
         log(f"wrote {onnx_path}; ONNX Runtime (CPU) matches the dynamic graph: at least "
             f"{record['min_share_within']:.4%} of pixels within {criterion['within'] * 255:.3g}/255, "
             f"largest difference {record['max_alpha_diff']:.3g}")
-        check["onnx"] = record
-        check.update(onnx_max_alpha_diff=record["max_alpha_diff"],
-                     onnx_min_share_within=record["min_share_within"],
-                     onnx_criterion=dict(criterion))
+        check["onnx"] = record  # criterion, sizes, max_alpha_diff, min_share_within
         path = write_deploy_yaml(save_dir, build_deploy_dict(
             model, files + [onnx_file], onnx_file=onnx_file, check=check, **common))
         log(f"updated {path} (adds {onnx_file})")
