@@ -568,7 +568,8 @@ def calibrate(args, work):
     exports, models = {}, {}
     for variant in sorted({c[0] for c in CALIBRATION}):
         folder = os.path.join(work, f"export_{variant}")
-        models[variant] = export_trained_like(variant, folder)
+        if not os.path.isfile(os.path.join(folder, "deploy.yaml")):  # else a reused --work_dir
+            models[variant] = export_trained_like(variant, folder)
         exports[variant] = folder
     has_onnx = all(importlib.util.find_spec(m) for m in ("paddle2onnx", "onnxruntime"))
     if has_onnx and "onnxruntime" in args.engines:
@@ -576,7 +577,10 @@ def calibrate(args, work):
 
         for variant, folder in exports.items():  # the paper's ONNX graph: portable unpooling
             if not os.path.isfile(os.path.join(folder, "model.onnx")):
-                write_onnx(models[variant], folder)
+                model = models.get(variant)
+                if model is None:  # a reused --work_dir: rebuild the seeded, exported weights
+                    model = trained_like_model(variant)
+                write_onnx(model, folder)
     print("# (variant, engine, precision): EngineFigure(fixed bytes, bytes per pixel), "
           f"from {CALIBRATION_SIZES}; check at {CALIBRATION_CHECK[1]}x{CALIBRATION_CHECK[0]}")
     for variant, engine, precision in ([] if args.host_only else CALIBRATION):
